@@ -1,0 +1,287 @@
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import {
+  Command,
+  deriveClusterKeys,
+  ErrorCode,
+  FleetError,
+  MacPurpose,
+  Nudge,
+  signed,
+  Subject,
+  verifyMac,
+  WireCodec,
+  type Assignment,
+  type ClusterKeys,
+  type CommandResult,
+  type Logger,
+  type NodeFacts,
+  type PreflightReport,
+  type ReportOutcome,
+} from "../shared/index.js";
+import type { AgentConfig } from "./config.js";
+import { runCommand } from "./commands.js";
+import { CoordinatorLink, type ClockSample } from "./coordinator-link.js";
+import { ensureBootstrapped, ensureHttpsAddress, ensureJoined } from "./formation.js";
+import { HeartbeatCollector } from "./heartbeat.js";
+import { IncusClient } from "./incus-client.js";
+import { nodeFacts, readIncusFacts, runningMembershipOperation } from "./node-facts.js";
+import { runPreflight } from "./preflight.js";
+
+const commandCodec = new WireCodec("Command", Command);
+const nudgeCodec = new WireCodec("Nudge", Nudge);
+const encoder = new TextEncoder();
+
+/** Commands older than this (by the coordinator's clock as the agent measures it) are refused as replays. */
+const COMMAND_MAX_AGE_MS = 5 * 60_000;
+const REPORT_RETRY_LIMIT_MS = 60_000;
+/** How long an agent refused for its password or its name waits before asking again. */
+const REJECTED_RETRY_MS = 10_000;
+
+export interface AgentStatus {
+  enrolled: boolean;
+  lastAssignment: Assignment | null;
+  droppedMessages: number;
+}
+
+/**
+ * One agent per Incus host: enrolls, pulls its assignment, carries it out,
+ * reports, heartbeats, and answers the coordinator's commands.
+ */
+export class FleetAgent {
+  readonly keys: ClusterKeys;
+  readonly incus: IncusClient;
+  readonly link: CoordinatorLink;
+  private readonly collector: HeartbeatCollector;
+  private readonly subs: Subscription[] = [];
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  private clock: ClockSample | null = null;
+  private lastAssignment: Assignment | null = null;
+  private readonly seenCommands = new Map<string, number>();
+  private dropped = 0;
+  private loops: Promise<void>[] = [];
+  private serverName: string;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly config: AgentConfig,
+    private readonly log: Logger,
+    keys?: ClusterKeys,
+  ) {
+    this.keys = keys ?? deriveClusterKeys(config.cluster, config.password);
+    this.incus = new IncusClient(config.incusSocket, config.incusTimeoutMs);
+    this.link = new CoordinatorLink(nc, this.keys, config.cluster, config.node, config.requestTimeoutMs);
+    this.serverName = config.node;
+    this.collector = new HeartbeatCollector(this.incus, () => this.serverName, {
+      intervalMs: config.heartbeatIntervalMs,
+      peersPerRound: config.probePeersPerRound,
+      probeTimeoutMs: config.probeTimeoutMs,
+      viewTimeoutMs: Math.min(2_000, Math.max(500, config.heartbeatIntervalMs * 2)),
+    });
+  }
+
+  status(): AgentStatus {
+    return { enrolled: this.link.isEnrolled, lastAssignment: this.lastAssignment, droppedMessages: this.dropped + [...this.link.dropped.values()].reduce((a, b) => a + b, 0) };
+  }
+
+  start(): void {
+    this.subs.push(this.nc.subscribe(Subject.command(this.config.cluster, this.config.node), { callback: (_err, msg) => void this.onCommand(msg.data, (d) => msg.respond(d)) }));
+    this.subs.push(
+      this.nc.subscribe(Subject.nudge(this.config.cluster), {
+        callback: (_err, msg) => {
+          const nudge = nudgeCodec.decode(msg.data);
+          if (!nudge.ok) return this.dropMessage(nudge.reason);
+          this.wake?.();
+        },
+      }),
+    );
+    this.loops = [this.assignmentLoop(), this.heartbeatLoop()];
+    this.log.info({ cluster: this.config.cluster, node: this.config.node, address: this.config.address, instance: this.link.instance }, "agent started");
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    for (const sub of this.subs) sub.unsubscribe();
+    await Promise.allSettled(this.loops);
+    this.incus.close();
+  }
+
+  private dropMessage(reason: string): void {
+    this.dropped += 1;
+    this.log.warn({ reason }, "dropped an invalid message");
+  }
+
+  /** Sleeps, but wakes early when the coordinator nudges this cluster or the agent stops. */
+  private pause(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = null;
+        done();
+      };
+    });
+  }
+
+  /** Reads the facts, first letting a bootstrap or join that was running when this agent (re)started finish. */
+  private async facts(): Promise<NodeFacts> {
+    let incus = await readIncusFacts(this.incus);
+    if (incus.busy) {
+      this.log.info({ busy: incus.busy }, "a membership operation is already running in Incus; waiting for it instead of starting another");
+      const op = await runningMembershipOperation(this.incus).catch(() => null);
+      if (op) await this.incus.waitOperation(op.id, 180_000).catch((err: unknown) => this.log.warn({ err: String(err) }, "the running membership operation failed"));
+      incus = await readIncusFacts(this.incus);
+    }
+    if (incus.serverName && incus.clustered) this.serverName = incus.serverName;
+    return nodeFacts(this.config.address, incus);
+  }
+
+  private async assignmentLoop(): Promise<void> {
+    let preflight: PreflightReport | undefined;
+    let backoffMs = 100;
+    let lastError = "";
+    while (!this.stopping) {
+      let assignment: Assignment;
+      try {
+        const facts = await this.facts();
+        assignment = await this.link.pull(facts, preflight);
+        backoffMs = 100;
+        lastError = "";
+      } catch (err) {
+        const e = err instanceof FleetError ? err : new FleetError(ErrorCode.Internal, String(err));
+        if (e.message !== lastError) this.log.warn({ code: e.code, err: e.message }, "could not get an assignment");
+        lastError = e.message;
+        const refused = e.code === ErrorCode.AuthFailed || e.code === ErrorCode.NotInSpec;
+        if (refused) this.lastAssignment = { kind: "rejected", code: e.code, reason: e.message, retryAfterMs: REJECTED_RETRY_MS };
+        await this.pause(refused ? REJECTED_RETRY_MS : backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 2_000);
+        continue;
+      }
+      preflight = undefined;
+      if (this.lastAssignment?.kind !== assignment.kind) this.log.info({ assignment: assignment.kind, reason: "reason" in assignment ? assignment.reason : undefined }, "assignment");
+      this.lastAssignment = assignment;
+      switch (assignment.kind) {
+        case "bootstrap":
+          await this.carryOut("bootstrap", () => ensureBootstrapped(this.incus, assignment));
+          break;
+        case "join":
+          await this.carryOut("join", () => ensureJoined(this.incus, this.keys, this.config.cluster, assignment));
+          break;
+        case "prepare":
+          preflight = await this.prepare(assignment);
+          break;
+        case "wait":
+        case "held":
+        case "rejected":
+          await this.pause(assignment.retryAfterMs);
+          break;
+        case "member":
+        case "retired":
+          await this.pause(this.config.pullIntervalMs);
+          break;
+      }
+    }
+  }
+
+  private async prepare(assignment: Extract<Assignment, { kind: "prepare" }>): Promise<PreflightReport> {
+    // The joiner listens on its cluster address before it joins, so the cluster can check it can reach it back.
+    await ensureHttpsAddress(this.incus, this.config.address).catch((err: unknown) => this.log.warn({ err: String(err) }, "could not set core.https_address"));
+    const own = await readIncusFacts(this.incus);
+    const report = await runPreflight({
+      target: assignment.target,
+      expectedVersion: assignment.expectedVersion,
+      ownVersion: own.version,
+      clockOffsetMs: this.clock?.offsetMs ?? null,
+      limits: assignment.limits,
+    });
+    const failed = report.checks.filter((c) => !c.ok);
+    if (failed.length > 0) this.log.warn({ failed }, "preflight failed");
+    return report;
+  }
+
+  private async carryOut(what: "bootstrap" | "join", action: () => Promise<{ done: "now" | "already" }>): Promise<void> {
+    const started = Date.now();
+    let outcome: ReportOutcome;
+    let detail: string;
+    let code: string | undefined;
+    try {
+      const result = await action();
+      outcome = what === "bootstrap" ? "bootstrapped" : "joined";
+      detail = result.done === "already" ? `already ${outcome}` : `${outcome} in ${Date.now() - started} ms`;
+      this.log.info({ outcome, durationMs: Date.now() - started }, detail);
+    } catch (err) {
+      const e = err instanceof FleetError ? err : new FleetError(ErrorCode.Incus, String(err));
+      outcome = "failed";
+      detail = e.message;
+      code = e.code;
+      this.log.error({ assignment: what, code: e.code, err: e.message }, `${what} failed`);
+    }
+    const deadline = Date.now() + REPORT_RETRY_LIMIT_MS;
+    let delay = 100;
+    while (!this.stopping) {
+      try {
+        const facts = await this.facts();
+        await this.link.report({ outcome, assignment: what, detail, ...(code ? { code } : {}), durationMs: Date.now() - started, facts });
+        return;
+      } catch (err) {
+        // The facts travel with the next hello too, so a report that never arrives loses nothing.
+        if (Date.now() > deadline) return;
+        this.log.debug({ err: String(err) }, "report not acknowledged yet");
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 2_000);
+      }
+    }
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    let beat = 0;
+    while (!this.stopping) {
+      const started = Date.now();
+      if (this.link.isEnrolled) {
+        try {
+          if (beat % Math.max(1, this.config.clockEvery) === 0) this.clock = await this.link.clock().catch(() => this.clock);
+          beat += 1;
+          const body = await this.collector.collect(
+            () => this.nc.rtt().catch(() => null),
+            { offsetMs: this.clock?.offsetMs ?? null, rttMs: this.clock?.rttMs ?? null },
+          );
+          if (!this.stopping) this.link.publishHeartbeat(body);
+        } catch (err) {
+          this.log.warn({ err: String(err) }, "heartbeat failed");
+        }
+      }
+      const wait = this.config.heartbeatIntervalMs - (Date.now() - started);
+      await new Promise((r) => setTimeout(r, Math.max(10, wait)));
+    }
+  }
+
+  private async onCommand(data: Uint8Array, respond: (data: Uint8Array) => boolean): Promise<void> {
+    const decoded = commandCodec.decode(data);
+    if (!decoded.ok) return this.dropMessage(decoded.reason);
+    const command = decoded.value;
+    if (!verifyMac(this.keys.mac, MacPurpose.Command, command)) return this.dropMessage("Command: not signed with this cluster's key");
+    if (command.instance !== this.link.instance) return this.dropMessage("Command: meant for an earlier run of this agent");
+    const coordinatorNow = Date.now() + (this.clock?.offsetMs ?? 0);
+    if (Math.abs(coordinatorNow - command.issuedAt) > COMMAND_MAX_AGE_MS || this.seenCommands.has(command.id)) {
+      return this.dropMessage("Command: replayed or too old");
+    }
+    this.seenCommands.set(command.id, Date.now());
+    for (const [id, at] of this.seenCommands) if (Date.now() - at > COMMAND_MAX_AGE_MS * 2) this.seenCommands.delete(id);
+
+    let reply: { ok: true; inReplyTo: string; result: CommandResult } | { ok: false; inReplyTo: string; error: { code: string; message: string } };
+    try {
+      const result = await runCommand({ incus: this.incus, keys: this.keys, cluster: this.config.cluster, address: this.config.address }, command.body);
+      reply = { ok: true, inReplyTo: command.id, result };
+    } catch (err) {
+      const e = err instanceof FleetError ? err : new FleetError(ErrorCode.Incus, String(err));
+      this.log.warn({ command: command.body.kind, code: e.code, err: e.message }, "command failed");
+      reply = { ok: false, inReplyTo: command.id, error: { code: e.code, message: e.message } };
+    }
+    respond(encoder.encode(JSON.stringify(signed(this.keys.mac, MacPurpose.CommandReply, reply))));
+  }
+}

@@ -1,0 +1,77 @@
+import { hostname } from "node:os";
+import { commonSchema, loadConfig, readSecretFile } from "../shared/index.js";
+
+const agentSchema = {
+  ...commonSchema,
+  cluster: {
+    name: { doc: "Name of the cluster this host belongs to, as in the spec", format: "nonempty-string", default: "default", env: "FLEET_CLUSTER", arg: "cluster" },
+    password: { doc: "The cluster password (prefer passwordFile)", format: String, default: "", sensitive: true, env: "FLEET_CLUSTER_PASSWORD", arg: "cluster-password" },
+    passwordFile: { doc: "File holding the cluster password", format: String, default: "", env: "FLEET_CLUSTER_PASSWORD_FILE", arg: "cluster-password-file" },
+  },
+  node: {
+    name: { doc: "This member's name, as in the spec", format: "nonempty-string", default: hostname(), env: "FLEET_NODE_NAME", arg: "node" },
+    address: { doc: "This member's cluster address (host or host:port)", format: String, default: "", env: "FLEET_NODE_ADDRESS", arg: "address" },
+  },
+  incus: {
+    socket: { doc: "Path of the Incus unix socket", format: "nonempty-string", default: "/var/lib/incus/unix.socket", env: "FLEET_INCUS_SOCKET", arg: "incus-socket" },
+    timeoutMs: { doc: "Timeout for one Incus REST call", format: "nat", default: 10_000, env: "FLEET_INCUS_TIMEOUT_MS", arg: "incus-timeout-ms" },
+  },
+  heartbeat: {
+    intervalMs: { doc: "Heartbeat interval", format: "nat", default: 1_000, env: "FLEET_HEARTBEAT_INTERVAL_MS", arg: "heartbeat-interval-ms" },
+    clockEvery: { doc: "Measure the clock offset every N heartbeats", format: "nat", default: 10, env: "FLEET_CLOCK_EVERY", arg: "clock-every" },
+  },
+  probe: {
+    peersPerRound: { doc: "At most this many peers are probed per heartbeat; the rest in later rounds", format: "nat", default: 8, env: "FLEET_PROBE_PEERS", arg: "probe-peers" },
+    timeoutMs: { doc: "TCP connect timeout of one latency probe", format: "nat", default: 1_000, env: "FLEET_PROBE_TIMEOUT_MS", arg: "probe-timeout-ms" },
+  },
+  pull: {
+    intervalMs: { doc: "How often an idle agent pulls its assignment when not nudged", format: "nat", default: 5_000, env: "FLEET_PULL_INTERVAL_MS", arg: "pull-interval-ms" },
+    requestTimeoutMs: { doc: "Timeout of one request to the coordinator", format: "nat", default: 5_000, env: "FLEET_REQUEST_TIMEOUT_MS", arg: "request-timeout-ms" },
+  },
+};
+
+export interface AgentConfig {
+  natsServers: string[];
+  natsToken: string;
+  natsCredsFile: string;
+  logLevel: string;
+  cluster: string;
+  password: string;
+  node: string;
+  address: string;
+  incusSocket: string;
+  incusTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  clockEvery: number;
+  probePeersPerRound: number;
+  probeTimeoutMs: number;
+  pullIntervalMs: number;
+  requestTimeoutMs: number;
+}
+
+export function loadAgentConfig(args?: string[], env?: NodeJS.ProcessEnv): AgentConfig {
+  const c = loadConfig(agentSchema, args, env);
+  const passwordFile = c.get("cluster.passwordFile");
+  const password = passwordFile ? readSecretFile(passwordFile) : c.get("cluster.password");
+  if (!password) throw new Error("cluster.password: not set (give cluster.passwordFile, FLEET_CLUSTER_PASSWORD_FILE or --cluster-password-file)");
+  const address = c.get("node.address");
+  if (!address) throw new Error("node.address: not set (the address other members reach this host on, e.g. 192.0.2.11:8443)");
+  return {
+    natsServers: c.get("nats.servers"),
+    natsToken: c.get("nats.token"),
+    natsCredsFile: c.get("nats.credsFile"),
+    logLevel: c.get("log.level"),
+    cluster: c.get("cluster.name"),
+    password,
+    node: c.get("node.name"),
+    address,
+    incusSocket: c.get("incus.socket"),
+    incusTimeoutMs: c.get("incus.timeoutMs"),
+    heartbeatIntervalMs: c.get("heartbeat.intervalMs"),
+    clockEvery: c.get("heartbeat.clockEvery"),
+    probePeersPerRound: c.get("probe.peersPerRound"),
+    probeTimeoutMs: c.get("probe.timeoutMs"),
+    pullIntervalMs: c.get("pull.intervalMs"),
+    requestTimeoutMs: c.get("pull.requestTimeoutMs"),
+  };
+}

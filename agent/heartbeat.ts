@@ -1,0 +1,133 @@
+import type { ClusterView, Heartbeat, IncusFacts, PeerLatency, PoolState } from "../shared/index.js";
+import type { IncusClient } from "./incus-client.js";
+import { readIncusFacts } from "./node-facts.js";
+import { probeTcp } from "./tcp-probe.js";
+
+type HeartbeatBody = Omit<Heartbeat, "cluster" | "node" | "instance" | "seq" | "mac">;
+
+export interface HeartbeatOptions {
+  intervalMs: number;
+  peersPerRound: number;
+  probeTimeoutMs: number;
+  /** How long a view or pool query may take before the member counts as cut off from its database. */
+  viewTimeoutMs: number;
+}
+
+/** `https://192.0.2.12:8443` → `192.0.2.12:8443`. */
+function hostPortOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Gathers what one heartbeat says. Latency probes rotate through the peers a
+ * few at a time, so a member of a 50-member cluster pays for a handful of
+ * TCP connects per beat, and the whole matrix refreshes every few beats.
+ */
+export class HeartbeatCollector {
+  private readonly peerResults = new Map<string, PeerLatency>();
+  private cursor = 0;
+  private poolSpace = new Map<string, { usedBytes: number; totalBytes: number }>();
+  private beats = 0;
+
+  constructor(
+    private readonly incus: IncusClient,
+    private readonly ownName: () => string,
+    private readonly options: HeartbeatOptions,
+  ) {}
+
+  private async view(facts: IncusFacts): Promise<ClusterView | undefined> {
+    if (!facts.reachable || !facts.clustered) return undefined;
+    try {
+      const members = await this.incus.members({ timeoutMs: this.options.viewTimeoutMs });
+      return {
+        ok: true,
+        members: members.map((m) => ({
+          name: m.server_name,
+          status: m.status,
+          message: m.message,
+          roles: m.roles ?? [],
+          url: m.url,
+          failureDomain: m.failure_domain,
+          groups: m.groups ?? [],
+          description: m.description,
+        })),
+      };
+    } catch (err) {
+      return { ok: false, error: err instanceof Error ? err.message : String(err), members: [] };
+    }
+  }
+
+  private async pools(facts: IncusFacts): Promise<PoolState[]> {
+    if (!facts.reachable) return [];
+    try {
+      const pools = await this.incus.storagePools();
+      // Space needs one call per pool; refreshing it every tenth beat keeps the beat cheap.
+      if (this.beats % 10 === 1) {
+        await Promise.all(
+          pools.map(async (p) => {
+            try {
+              const r = await this.incus.poolResources(p.name);
+              this.poolSpace.set(p.name, { usedBytes: r.space.used, totalBytes: r.space.total });
+            } catch {
+              this.poolSpace.delete(p.name);
+            }
+          }),
+        );
+      }
+      return pools.map((p) => ({ name: p.name, driver: p.driver, status: p.status, ...(this.poolSpace.get(p.name) ?? {}) }));
+    } catch {
+      return [];
+    }
+  }
+
+  private async instances(facts: IncusFacts): Promise<{ total: number; running: number }> {
+    if (!facts.reachable) return { total: 0, running: 0 };
+    try {
+      const me = this.ownName();
+      const mine = (await this.incus.instances({ timeoutMs: this.options.viewTimeoutMs })).filter((i) => !facts.clustered || i.location === me);
+      return { total: mine.length, running: mine.filter((i) => i.status === "Running").length };
+    } catch {
+      return { total: 0, running: 0 };
+    }
+  }
+
+  private async probePeers(view: ClusterView | undefined): Promise<PeerLatency[]> {
+    const me = this.ownName();
+    const peers = (view?.members ?? []).filter((m) => m.name !== me).map((m) => ({ node: m.name, address: hostPortOf(m.url) }));
+    const names = new Set(peers.map((p) => p.node));
+    for (const known of this.peerResults.keys()) if (!names.has(known)) this.peerResults.delete(known);
+    if (peers.length > 0) {
+      const count = Math.min(this.options.peersPerRound, peers.length);
+      const round = Array.from({ length: count }, (_, i) => peers[(this.cursor + i) % peers.length]!);
+      this.cursor = (this.cursor + count) % peers.length;
+      await Promise.all(
+        round.map(async (peer) => {
+          const r = await probeTcp(peer.address, 1, this.options.probeTimeoutMs);
+          this.peerResults.set(peer.node, { node: peer.node, address: peer.address, rttMs: r.rttMs, ...(r.error ? { error: r.error } : {}), at: Date.now() });
+        }),
+      );
+    }
+    return [...this.peerResults.values()];
+  }
+
+  async collect(natsRtt: () => Promise<number | null>, clock: { offsetMs: number | null; rttMs: number | null }): Promise<HeartbeatBody> {
+    this.beats += 1;
+    const incus = await readIncusFacts(this.incus, this.options.viewTimeoutMs, { members: false });
+    const view = await this.view(incus);
+    if (view?.ok) incus.members = view.members.map((m) => m.name);
+    const [pools, instances, peers, natsMs] = await Promise.all([this.pools(incus), this.instances(incus), this.probePeers(view), natsRtt()]);
+    return {
+      intervalMs: this.options.intervalMs,
+      incus,
+      ...(view ? { view } : {}),
+      pools,
+      instances,
+      latency: { natsMs, peers },
+      clock,
+    };
+  }
+}

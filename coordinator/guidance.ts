@@ -1,0 +1,46 @@
+import type { MemberView, Quorum } from "../shared/index.js";
+import { isOnline } from "../shared/index.js";
+
+export interface GuidanceInput {
+  cluster: string;
+  quorum: Quorum | null;
+  members: (MemberView & { effectiveStatus: string })[] | null;
+  held: boolean;
+  splits: string[];
+}
+
+/**
+ * What an operator should do, in order, when a cluster lost quorum or split.
+ * These are the troubleshooting steps of the Incus documentation, filled in
+ * with this cluster's member names.
+ */
+export function guidanceFor({ cluster, quorum, members, splits }: GuidanceInput): string[] {
+  if (!quorum || !members) return [];
+  const voters = members.filter((m) => m.roles.includes("database") || m.roles.includes("database-leader"));
+  const downVoters = voters.filter((m) => !isOnline(m.effectiveStatus)).map((m) => m.name);
+  const upVoters = voters.filter((m) => isOnline(m.effectiveStatus)).map((m) => m.name);
+  if (!quorum.hasQuorum) {
+    return [
+      `Quorum is lost: ${quorum.onlineVoters} of ${quorum.voters} database voters are online and ${quorum.majority} are needed; the cluster database does not answer.`,
+      `If the offline voters (${downVoters.join(", ") || "none"}) can come back, start Incus on them first: quorum returns by itself and nothing else is needed.`,
+      `If they are gone for good: stop Incus on every surviving member (systemctl stop incus.service incus.socket).`,
+      `On the surviving voter with the most recent database (${upVoters[0] ?? "a surviving voter"}), run 'incus admin cluster recover-from-quorum-loss', then start Incus there.`,
+      `Remove the dead members: mark them 'present: false' with 'force: true' in the spec of ${cluster} (or run 'incus cluster remove --force <name>').`,
+      `Start Incus on the other survivors; any that do not rejoin, wipe and let incus-fleet join them again.`,
+    ];
+  }
+  if (splits.length > 0) {
+    return [
+      `The members of ${cluster} do not see the same cluster: ${splits.join("; ")}.`,
+      `Destructive actions (removal, evacuation) are held until every member sees the same cluster again.`,
+      `Restore the network between members (TCP ${"8443"} both ways). If a minority stays cut off, stop Incus on the minority, let the majority continue, then bring the minority back or re-join it.`,
+    ];
+  }
+  if (quorum.failuresTolerated === 0 && quorum.voters >= 3) {
+    return [
+      `${cluster} tolerates no further failure: ${quorum.onlineVoters} of ${quorum.voters} voters online.`,
+      `Bring the offline members (${downVoters.join(", ") || "none"}) back, or remove those gone for good with force so Incus promotes stand-by members.`,
+    ];
+  }
+  return [];
+}

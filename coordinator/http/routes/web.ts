@@ -1,0 +1,10 @@
+import { readFileSync } from "node:fs";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { AppDeps } from "../app.js";
+
+/** The live page is one static file; it reads the same API as everyone else. */
+const PAGE = readFileSync(new URL("../../../../coordinator/web/index.html", import.meta.url), "utf8");
+
+export const webPage: FastifyPluginAsyncTypebox<AppDeps> = async (app) => {
+  app.get("/", async (_request, reply) => reply.type("text/html; charset=utf-8").send(PAGE));
+};

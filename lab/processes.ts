@@ -1,0 +1,100 @@
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { createWriteStream, type WriteStream } from "node:fs";
+
+/**
+ * Every daemon the lab starts is tracked here and stopped by its own pid,
+ * also when a test fails or the process exits abruptly.
+ */
+const running = new Set<ChildProcess>();
+
+function killAll(): void {
+  for (const child of running) {
+    try {
+      if (child.pid) process.kill(child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+process.once("exit", killAll);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+export interface Daemon {
+  child: ChildProcess;
+  pid: number;
+  log: string;
+  exited: Promise<number | null>;
+}
+
+export function startDaemon(command: string, args: string[], options: SpawnOptions & { log: string }): Daemon {
+  const out: WriteStream = createWriteStream(options.log, { flags: "a" });
+  const child = spawn(command, args, { ...options, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout?.pipe(out);
+  child.stderr?.pipe(out);
+  running.add(child);
+  const exited = new Promise<number | null>((resolve) => {
+    child.once("exit", (code, signal) => {
+      running.delete(child);
+      resolve(code ?? (signal ? -1 : null));
+    });
+  });
+  if (!child.pid) throw new Error(`could not start ${command}`);
+  return { child, pid: child.pid, log: options.log, exited };
+}
+
+/** Sends a signal and waits for the exit; escalates to SIGKILL after the grace period. */
+export async function stopDaemon(daemon: Daemon, signal: NodeJS.Signals = "SIGTERM", graceMs = 15_000): Promise<void> {
+  if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) return;
+  try {
+    process.kill(daemon.pid, signal);
+  } catch {
+    return;
+  }
+  const timer = setTimeout(() => {
+    try {
+      process.kill(daemon.pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }, graceMs);
+  await daemon.exited;
+  clearTimeout(timer);
+}
+
+export function run(command: string, args: string[], options: { allowFail?: boolean; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: options.env ?? process.env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const result = { code: code ?? -1, stdout, stderr };
+      if (code !== 0 && !options.allowFail) reject(new Error(`${command} ${args.join(" ")} failed (${code}): ${stderr.trim() || stdout.trim()}`));
+      else resolve(result);
+    });
+    if (options.input) child.stdin.end(options.input);
+    else child.stdin.end();
+  });
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ""}`);
+}
