@@ -75,7 +75,6 @@ function movedBetween(before: InstancePlacement[], after: InstancePlacement[]): 
 export class Reconciler {
   private stored: StoredSpec | null = null;
   private specRevision = 0;
-  private warnings: Problem[] = [];
   private readonly keys = new Map<string, ClusterKeys>();
   private readonly claims = new Map<string, BootstrapClaim | null>();
   private readonly ops = new Map<string, MembershipOp | null>();
@@ -88,6 +87,7 @@ export class Reconciler {
   private readonly refusals = new Map<string, string>();
   private readonly rejections = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
+  private stopWatching: (() => void) | null = null;
   private stopped = false;
 
   constructor(
@@ -105,15 +105,28 @@ export class Reconciler {
 
   async start(): Promise<void> {
     const current = await this.store.getSpec();
-    if (current) this.useSpec(current.stored, current.revision, []);
+    if (current) this.useSpec(current.stored, current.revision);
     for (const record of await this.store.listNodes()) this.records.set(`${record.cluster}/${record.node}`, record);
     for (const c of this.spec().clusters) await this.loadCluster(c.name);
+    this.stopWatching = await this.store.watch({
+      spec: (stored, revision) => {
+        if (revision <= this.specRevision) return;
+        this.useSpec(stored, revision);
+        for (const c of stored.spec.clusters) if (!this.claims.has(c.name)) void this.loadCluster(c.name);
+      },
+      cluster: (cluster, key, value) => {
+        if (key === "bootstrap") this.claims.set(cluster, (value as BootstrapClaim | null) ?? this.claims.get(cluster) ?? null);
+        else if (key === "op") this.ops.set(cluster, value as MembershipOp | null);
+        else if (value) this.metas.set(cluster, value as ClusterMeta);
+      },
+    });
     this.timer = setInterval(() => void this.tick(), this.options.tickMs);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    this.stopWatching?.();
     await this.mutex.idle();
   }
 
@@ -131,13 +144,12 @@ export class Reconciler {
   }
 
   specState(): { spec: FleetSpec; revision: number; warnings: Problem[]; appliedAt: string | null } {
-    return { spec: this.spec(), revision: this.specRevision, warnings: this.warnings, appliedAt: this.stored?.appliedAt ?? null };
+    return { spec: this.spec(), revision: this.specRevision, warnings: this.stored?.warnings ?? [], appliedAt: this.stored?.appliedAt ?? null };
   }
 
-  private useSpec(stored: StoredSpec, revision: number, warnings: Problem[]): void {
+  private useSpec(stored: StoredSpec, revision: number): void {
     this.stored = stored;
     this.specRevision = revision;
-    this.warnings = warnings;
     this.keys.clear();
     for (const [cluster, k] of Object.entries(stored.keys)) this.keys.set(cluster, { mac: Buffer.from(k.mac, "base64"), seal: Buffer.from(k.seal, "base64") });
   }
@@ -153,9 +165,9 @@ export class Reconciler {
       const k = deriveClusterKeys(c.name, parsed.passwords[c.name] ?? "");
       keys[c.name] = { mac: k.mac.toString("base64"), seal: k.seal.toString("base64") };
     }
-    const stored: StoredSpec = { spec: parsed.spec, keys, appliedAt: new Date().toISOString() };
+    const stored: StoredSpec = { spec: parsed.spec, keys, appliedAt: new Date().toISOString(), warnings: parsed.warnings };
     const revision = await this.store.putSpec(stored, expectedRevision);
-    this.useSpec(stored, revision, parsed.warnings);
+    this.useSpec(stored, revision);
     for (const c of parsed.spec.clusters) {
       if (!this.claims.has(c.name)) await this.loadCluster(c.name);
       this.events.publish(c.name, "spec.applied", `spec revision ${revision} applied: ${c.members.filter((m) => m.present).length} present members`, {
@@ -827,9 +839,9 @@ export class Reconciler {
         c.name !== cluster ? c : { ...c, members: c.members.map((m) => (m.name === member ? { ...m, present: false, force } : m)) },
       ),
     };
-    const stored: StoredSpec = { spec: next, keys: this.stored!.keys, appliedAt: new Date().toISOString() };
+    const stored: StoredSpec = { ...this.stored!, spec: next, appliedAt: new Date().toISOString() };
     const revision = await this.store.putSpec(stored, this.specRevision);
-    this.useSpec(stored, revision, this.warnings);
+    this.useSpec(stored, revision);
     this.events.publish(cluster, "spec.applied", `${member} marked absent${force ? " (force)" : ""} in spec revision ${revision}`, { node: member, data: { revision, force } });
     setImmediate(() => void this.tick());
     return { revision, verdict };

@@ -1,12 +1,13 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
-import { ErrorCode, FleetError, type FleetSpec, type NodeFacts, type PreflightReport } from "../shared/index.js";
+import { Kvm, KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
+import { ErrorCode, FleetError, type FleetSpec, type NodeFacts, type PreflightReport, type Problem } from "../shared/index.js";
 
 /** The spec as stored: passwords are replaced by the keys derived from them. */
 export interface StoredSpec {
   spec: FleetSpec;
   keys: Record<string, { mac: string; seal: string }>;
   appliedAt: string;
+  warnings: Problem[];
 }
 
 export interface BootstrapClaim {
@@ -109,6 +110,38 @@ export class FleetStore {
       kvm.create(`${prefix}-nodes`, { ...opts, history: 1 }),
     ]);
     return new FleetStore(spec, clusters, nodes);
+  }
+
+  // ------------------------------------------------------------ watches
+
+  /**
+   * Follows changes another coordinator makes to the spec and to the
+   * clusters' claims and locks, so that coordinators sharing the store
+   * decide from the same facts. Returns a function that stops watching.
+   */
+  async watch(handlers: {
+    spec: (stored: StoredSpec, revision: number) => void;
+    cluster: (cluster: string, key: "bootstrap" | "op" | "meta", value: unknown) => void;
+  }): Promise<() => void> {
+    const specWatch = await this.specKv.watch({ key: "current", include: KvWatchInclude.UpdatesOnly });
+    const clusterWatch = await this.clustersKv.watch({ include: KvWatchInclude.UpdatesOnly });
+    void (async () => {
+      for await (const e of specWatch) {
+        const stored = decode<StoredSpec>(e);
+        if (stored) handlers.spec(stored, e.revision);
+      }
+    })();
+    void (async () => {
+      for await (const e of clusterWatch) {
+        const dot = e.key.lastIndexOf(".");
+        const kind = e.key.slice(dot + 1);
+        if (kind === "bootstrap" || kind === "op" || kind === "meta") handlers.cluster(e.key.slice(0, dot), kind, decode(e));
+      }
+    })();
+    return () => {
+      specWatch.stop();
+      clusterWatch.stop();
+    };
   }
 
   // ------------------------------------------------------------ spec

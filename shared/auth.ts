@@ -53,7 +53,7 @@ export function signed<T extends object>(key: Buffer, purpose: MacPurpose, body:
   return { ...body, mac: macOf(key, purpose, body) };
 }
 
-export function verifyMac(key: Buffer, purpose: MacPurpose, message: { mac: string }): boolean {
+export function verifyMac<T extends { mac: string }>(key: Buffer, purpose: MacPurpose, message: T): boolean {
   const { mac, ...body } = message;
   const expected = Buffer.from(macOf(key, purpose, body), "hex");
   const given = Buffer.from(mac, "hex");

@@ -131,7 +131,7 @@ export function assessAction(members: readonly QuorumMember[], action: Membershi
   } else if (action.kind === "remove" && after.members < MIN_HA_MEMBERS && before.members >= MIN_HA_MEMBERS) {
     reasons.push(`${verb} ${action.member} would take the cluster to ${after.members} members, below the ${MIN_HA_MEMBERS} needed for high availability`);
   }
-  if (action.kind === "remove" && !targetOnline && !action.force) {
+  if (action.kind === "remove" && !targetOnline) {
     reasons.push(`${action.member} is ${target.status.toLowerCase()}; a graceful removal needs it online. If it is gone for good, remove it with force`);
   }
 

@@ -1,0 +1,78 @@
+import test from "ava";
+import {
+  certificateFingerprint,
+  decodeJoinToken,
+  deriveClusterKeys,
+  encodeJoinToken,
+  ErrorCode,
+  FleetError,
+  MacPurpose,
+  seal,
+  signed,
+  unseal,
+  verifyMac,
+} from "../../shared/index.js";
+
+const keys = deriveClusterKeys("prod", "correct-horse-battery");
+const other = deriveClusterKeys("prod", "wrong-password-here");
+
+test("a signed message verifies; any change to it does not", (t) => {
+  const msg = signed(keys.mac, MacPurpose.Assign, { cluster: "prod", node: "node1", seq: 3, facts: { b: 1, a: [1, 2] } });
+  t.true(verifyMac(keys.mac, MacPurpose.Assign, msg));
+  t.false(verifyMac(keys.mac, MacPurpose.Assign, { ...msg, seq: 4 }));
+  t.false(verifyMac(keys.mac, MacPurpose.Report, msg), "a MAC for one purpose is not valid for another");
+  t.false(verifyMac(other.mac, MacPurpose.Assign, msg), "another password gives another key");
+});
+
+test("verification does not depend on key order (both sides may build objects differently)", (t) => {
+  const msg = signed(keys.mac, MacPurpose.Hello, { a: 1, b: { y: 2, x: 1 } });
+  t.true(verifyMac(keys.mac, MacPurpose.Hello, { b: { x: 1, y: 2 }, a: 1, mac: msg.mac }));
+});
+
+test("keys depend on the cluster name too: one password reused for two clusters gives two keys", (t) => {
+  t.notDeepEqual(deriveClusterKeys("other", "correct-horse-battery").mac, keys.mac);
+});
+
+test("a sealed token opens only with the cluster key and for the joiner it was minted for", (t) => {
+  const sealed = seal(keys.seal, "the-token", "prod/node2");
+  t.is(unseal(keys.seal, sealed, "prod/node2"), "the-token");
+  t.false(sealed.includes("the-token"));
+  const wrongJoiner = t.throws(() => unseal(keys.seal, sealed, "prod/node3"), { instanceOf: FleetError });
+  t.is(wrongJoiner?.code, ErrorCode.AuthFailed);
+  t.throws(() => unseal(other.seal, sealed, "prod/node2"), { message: /wrong cluster password/ });
+});
+
+test("join tokens round-trip in the format Incus uses", (t) => {
+  const fields = { serverName: "node2", fingerprint: "ab".repeat(32), addresses: ["192.0.2.11:8443"], secret: "s3cr3t", expiresAt: "2030-01-01T00:00:00Z" };
+  const token = encodeJoinToken(fields);
+  t.deepEqual(JSON.parse(Buffer.from(token, "base64").toString()), {
+    server_name: "node2",
+    fingerprint: "ab".repeat(32),
+    addresses: ["192.0.2.11:8443"],
+    secret: "s3cr3t",
+    expires_at: "2030-01-01T00:00:00Z",
+  });
+  t.deepEqual(decodeJoinToken(token), fields);
+  t.throws(() => decodeJoinToken("not base64 json"), { message: /not base64-encoded JSON/ });
+});
+
+const PEM = `-----BEGIN CERTIFICATE-----
+MIIB+zCCAYGgAwIBAgIRAKQvwKfP2TbtLXWv951ZcnIwCgYIKoZIzj0EAwMwMDEZ
+MBcGA1UEChMQTGludXggQ29udGFpbmVyczETMBEGA1UEAwwKcm9vdEBub2RlMTAe
+Fw0yNjExMjQyMTIwNTBaFw0zNjExMjEyMTIwNTBaMDAxGTAXBgNVBAoTEExpbnV4
+IENvbnRhaW5lcnMxEzARBgNVBAMMCnJvb3RAbm9kZTEwdjAQBgcqhkjOPQIBBgUr
+gQQAIgNiAARq1+93VdSif2shG8uQXEOCN5yT+7wr3VXsWSbJCIMHC7okxuSw6Iyd
+9hAnb2cb5l6aEJA8GBxccl6kjykI8h/USs/W4dIeYNO1R6SHDz7PLtrjVUV7Ja61
+O/ffUHf6QFCjXzBdMA4GA1UdDwEB/wQEAwIFoDATBgNVHSUEDDAKBggrBgEFBQcD
+ATAMBgNVHRMBAf8EAjAAMCgGA1UdEQQhMB+CBW5vZGUxhwR/AAABhxAAAAAAAAAA
+AAAAAAAAAAABMAoGCCqGSM49BAMDA2gAMGUCMC8QXdc+rknNTzXq8QCx4bINVmdk
+N10KFOutYFIG65+84kO54d9fnlD+EBzCJtAVcwIxAJ28g1l/lxLMBVqYSQR04PvY
+SzrwOy+MOOfbBBhddV5PfPZLPOrzGbRUZeGGJVGp0A==
+-----END CERTIFICATE-----
+`;
+
+test("certificate fingerprints are SHA-256 over the DER, as Incus prints them", (t) => {
+  // Incus reported this certificate with this fingerprint (GET /1.0 environment.certificate_fingerprint).
+  t.is(certificateFingerprint(PEM), "79c44f66ea341b022274894e76e9f7411def06aea079fe3d6cf523c71f6cb093");
+  t.throws(() => certificateFingerprint("not a pem"), { message: /not a PEM certificate/ });
+});
