@@ -1,4 +1,4 @@
-import { commonSchema, loadConfig } from "../shared/index.js";
+import { commonSchema, loadConfig, readSecretFile } from "../shared/index.js";
 
 const coordinatorSchema = {
   ...commonSchema,
@@ -6,6 +6,7 @@ const coordinatorSchema = {
     host: { doc: "Address the HTTP API listens on", format: String, default: "127.0.0.1", env: "FLEET_HTTP_HOST", arg: "http-host" },
     port: { doc: "Port of the HTTP API (0 picks a free one)", format: "port", default: 8480, env: "FLEET_HTTP_PORT", arg: "http-port" },
     token: { doc: "Bearer token required on the HTTP API (empty: no authentication)", format: String, default: "", sensitive: true, env: "FLEET_API_TOKEN", arg: "api-token" },
+    tokenFile: { doc: "File holding the HTTP API bearer token", format: String, default: "", env: "FLEET_API_TOKEN_FILE", arg: "api-token-file" },
   },
   store: {
     prefix: { doc: "Prefix of the JetStream key-value buckets", format: "nonempty-string", default: "fleet", env: "FLEET_STORE_PREFIX", arg: "store-prefix" },
@@ -54,7 +55,7 @@ export function loadCoordinatorConfig(args?: string[], env?: NodeJS.ProcessEnv):
     logLevel: c.get("log.level"),
     httpHost: c.get("http.host"),
     httpPort: c.get("http.port"),
-    apiToken: c.get("http.token"),
+    apiToken: c.get("http.tokenFile") ? readSecretFile(c.get("http.tokenFile")) : c.get("http.token"),
     storePrefix: c.get("store.prefix"),
     storeReplicas: c.get("store.replicas"),
     specFile: c.get("spec.file"),

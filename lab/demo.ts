@@ -5,6 +5,7 @@
  */
 import WebSocket from "ws";
 import { FleetLab, type ClusterStatusBody } from "./fleet-lab.js";
+import { cidrOf } from "./network.js";
 
 const MEMBERS = Number(process.env.DEMO_MEMBERS ?? 3);
 const CLUSTER = "demo";
@@ -19,10 +20,10 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ")).join("\n");
 }
 
-const lab = await FleetLab.create({ slot: 11, prefix: "demo", hosts: MEMBERS });
+const lab = await FleetLab.create({ slot: 15, prefix: "demo", hosts: MEMBERS });
 let failed = false;
 try {
-  say(`network: cluster ${lab.net.cluster.base}.${lab.net.cluster.offset}/27, management ${lab.net.mgmt.base}.${lab.net.mgmt.offset}/27; NATS at ${lab.nats.url}`);
+  say(`network: cluster ${cidrOf(lab.net.cluster)}, management ${cidrOf(lab.net.mgmt)}; NATS at ${lab.nats.url}`);
   say(`starting ${MEMBERS} incusd daemons, one per network namespace…`);
   await lab.startIncus();
   say("starting the coordinator…");

@@ -6,7 +6,7 @@ import { stringify as toYaml } from "yaml";
 import { incusMember, killLeftovers, removeStateDir, startIncusd, stopIncusd, INCUSD, type IncusMember } from "./incus-member.js";
 import { startNatsServer, type NatsServer } from "./nats-server.js";
 import { createBridges, createHost, labNetwork, removeBridges, removeHost, removeStale, type HostLinks, type LabNetwork } from "./network.js";
-import { startDaemon, stopDaemon, waitFor, type Daemon } from "./processes.js";
+import { startDaemon, stopDaemon, systemEnv, waitFor, type Daemon } from "./processes.js";
 
 export const LAB_ROOT = "/tmp/incus-fleet-lab";
 const DIST = fileURLToPath(new URL("..", import.meta.url));
@@ -77,7 +77,7 @@ export class FleetLab {
 
   static async create(options: LabOptions): Promise<FleetLab> {
     assertLabPrerequisites();
-    const net = labNetwork(options.slot, options.prefix);
+    const net = await labNetwork(options.slot, options.prefix);
     mkdirSync(LAB_ROOT, { recursive: true });
     for (const stale of readdirSync(LAB_ROOT).filter((d) => d.startsWith(`${options.prefix}-`))) {
       await killLeftovers(join(LAB_ROOT, stale));
@@ -123,15 +123,14 @@ export class FleetLab {
     this.coordinatorStarts += 1;
     const log = join(this.root, `coordinator-${this.coordinatorStarts}.log`);
     this.coordinator = startDaemon(process.execPath, [COORDINATOR_MAIN], {
-      env: {
-        ...process.env,
+      env: systemEnv({
         FLEET_NATS_SERVERS: this.nats.url,
         FLEET_HTTP_HOST: "127.0.0.1",
         FLEET_HTTP_PORT: String(this.coordinatorPort),
         FLEET_HEARTBEAT_INTERVAL_MS: String(this.options.heartbeatIntervalMs ?? 1_000),
         FLEET_LOG_LEVEL: "debug",
         ...env,
-      },
+      }),
       log,
     });
     this.coordinatorUrl = `http://127.0.0.1:${this.coordinatorPort}`;
@@ -148,8 +147,7 @@ export class FleetLab {
     const m = this.member(name);
     const log = join(this.root, `agent-${name}.log`);
     const daemon = startDaemon("ip", ["netns", "exec", m.host.namespace, process.execPath, AGENT_MAIN], {
-      env: {
-        ...process.env,
+      env: systemEnv({
         FLEET_NATS_SERVERS: this.nats.url,
         FLEET_CLUSTER: options.cluster ?? "lab",
         FLEET_CLUSTER_PASSWORD: options.password ?? "lab-password-1",
@@ -160,7 +158,7 @@ export class FleetLab {
         FLEET_PULL_INTERVAL_MS: "2000",
         FLEET_LOG_LEVEL: "debug",
         ...options.env,
-      },
+      }),
       log,
     });
     this.agents.set(name, daemon);

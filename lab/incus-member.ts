@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync 
 import { join } from "node:path";
 import { IncusClient } from "../agent/incus-client.js";
 import type { HostLinks } from "./network.js";
-import { run, startDaemon, stopDaemon, waitFor, type Daemon } from "./processes.js";
+import { run, startDaemon, stopDaemon, systemEnv, waitFor, type Daemon } from "./processes.js";
 
 export const INCUSD = "/usr/libexec/incus/incusd";
 
@@ -21,14 +21,15 @@ export async function startIncusd(member: IncusMember): Promise<void> {
   member.daemon = startDaemon(
     "ip",
     ["netns", "exec", member.host.namespace, "unshare", "--uts", "sh", "-c", `hostname ${member.name} && exec ${INCUSD} --group root`],
-    { env: { ...process.env, INCUS_DIR: member.dir }, log: join(member.dir, "..", `${member.name}-incusd.log`) },
+    { env: systemEnv({ INCUS_DIR: member.dir }), log: join(member.dir, "..", `${member.name}-incusd.log`) },
   );
   const client = member.client();
   try {
-    await waitFor(`incusd of ${member.name} to answer`, async () => {
-      if (member.daemon?.child.exitCode !== null && member.daemon?.child.exitCode !== undefined) throw new Error(`incusd of ${member.name} exited`);
-      return (await client.server({ timeoutMs: 1_000 })).environment.server_version;
-    }, 60_000, 100);
+    const exited = member.daemon.exited.then((code) => {
+      throw new Error(`incusd of ${member.name} exited with ${code}; see ${member.daemon?.log}`);
+    });
+    await Promise.race([exited, waitFor(`incusd of ${member.name} to answer`, async () => (await client.server({ timeoutMs: 1_000 })).environment.server_version, 60_000, 100)]);
+    exited.catch(() => undefined);
   } finally {
     client.close();
   }

@@ -1,26 +1,64 @@
 import { run } from "./processes.js";
 
 /**
- * Addresses for lab hosts, only ever on the documentation ranges. The three
- * /24s are cut into /27 slices; a lab slot takes two slices, one for the
- * cluster network and one for the management network that carries NATS.
+ * Addresses for lab hosts, only ever on the documentation ranges, and only
+ * on those the machine itself does not use: a host whose own network is
+ * 192.0.2.0/24 (seen here) keeps it to itself. The ranges left are cut into
+ * /28 slices; a lab slot takes two slices, one for the cluster network and
+ * one for the management network that carries NATS. A slice holds the
+ * bridge (.1) and up to 13 hosts.
  */
-const RANGES = ["192.0.2", "198.51.100", "203.0.113"];
-export const LAB_SLOTS = 12;
+const DOCUMENTATION_RANGES = ["192.0.2", "198.51.100", "203.0.113"];
+export const MAX_HOSTS = 13;
+const PREFIX_LENGTH = 28;
+/** Lab bridges carry this alias, so that a scan for the host's own networks passes over them. */
+const LAB_ALIAS = "incus-fleet-lab";
 
 export interface Subnet {
   base: string;
   offset: number;
-  prefix: 27;
 }
 
-function slice(k: number): Subnet {
-  return { base: RANGES[Math.floor(k / 8)]!, offset: (k % 8) * 32, prefix: 27 };
+interface IpAddr {
+  ifname: string;
+  ifalias?: string;
+  addr_info?: { family: string; local: string }[];
+}
+interface IpRoute {
+  dst: string;
+  dev?: string;
+  gateway?: string;
+}
+
+/** The documentation /24s that no address or route of the machine's own (non-lab) interfaces touches. */
+export async function freeDocumentationRanges(): Promise<string[]> {
+  const links = JSON.parse((await run("ip", ["-j", "-d", "addr", "show"])).stdout) as IpAddr[];
+  const labLinks = new Set(links.filter((l) => l.ifalias === LAB_ALIAS).map((l) => l.ifname));
+  const routes = JSON.parse((await run("ip", ["-j", "route", "show"])).stdout) as IpRoute[];
+  const used = [
+    ...links.filter((l) => !labLinks.has(l.ifname)).flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === "inet").map((a) => a.local)),
+    ...routes.filter((r) => !r.dev || !labLinks.has(r.dev)).flatMap((r) => [r.dst, r.gateway ?? ""]),
+  ];
+  return DOCUMENTATION_RANGES.filter((range) => !used.some((u) => u.startsWith(`${range}.`)));
+}
+
+export async function labSlots(): Promise<number> {
+  return (await freeDocumentationRanges()).length * 8;
+}
+
+function slice(ranges: string[], k: number): Subnet {
+  const base = ranges[Math.floor(k / 16)];
+  if (!base) throw new Error(`lab slice ${k} is beyond the documentation ranges this machine leaves free (${ranges.join(", ")})`);
+  return { base, offset: (k % 16) * 16 };
 }
 
 export function hostAddress(subnet: Subnet, host: number): string {
-  if (host < 1 || host > 30) throw new Error(`host ${host} is outside a /27`);
+  if (host < 1 || host > 14) throw new Error(`host ${host} is outside a /28`);
   return `${subnet.base}.${subnet.offset + host}`;
+}
+
+export function cidrOf(subnet: Subnet): string {
+  return `${subnet.base}.${subnet.offset}/${PREFIX_LENGTH}`;
 }
 
 export interface LabNetwork {
@@ -34,11 +72,12 @@ export interface LabNetwork {
   mgmtGateway: string;
 }
 
-export function labNetwork(slot: number, prefix: string): LabNetwork {
-  if (slot < 0 || slot >= LAB_SLOTS) throw new Error(`lab slot ${slot} out of range 0..${LAB_SLOTS - 1}`);
+export async function labNetwork(slot: number, prefix: string): Promise<LabNetwork> {
   if (!/^[a-z][a-z0-9]{1,6}$/.test(prefix)) throw new Error(`lab prefix '${prefix}' must be 2-7 lowercase letters/digits`);
-  const cluster = slice(2 * slot);
-  const mgmt = slice(2 * slot + 1);
+  const ranges = await freeDocumentationRanges();
+  if (slot < 0 || slot >= ranges.length * 8) throw new Error(`lab slot ${slot} out of range 0..${ranges.length * 8 - 1} on this machine`);
+  const cluster = slice(ranges, 2 * slot);
+  const mgmt = slice(ranges, 2 * slot + 1);
   return { slot, prefix, cluster, mgmt, clusterBridge: `${prefix}c`, mgmtBridge: `${prefix}m`, mgmtGateway: hostAddress(mgmt, 1) };
 }
 
@@ -52,12 +91,13 @@ export interface HostLinks {
 }
 
 export function hostLinks(net: LabNetwork, index: number): HostLinks {
+  if (index < 1 || index > MAX_HOSTS) throw new Error(`a lab has hosts 1..${MAX_HOSTS}`);
   return {
     namespace: `${net.prefix}-h${index}`,
     clusterVeth: `${net.prefix}c${index}`,
     mgmtVeth: `${net.prefix}m${index}`,
-    clusterAddress: hostAddress(net.cluster, 10 + index),
-    mgmtAddress: hostAddress(net.mgmt, 10 + index),
+    clusterAddress: hostAddress(net.cluster, 1 + index),
+    mgmtAddress: hostAddress(net.mgmt, 1 + index),
   };
 }
 
@@ -66,7 +106,8 @@ const ipQuiet = (...args: string[]) => run("ip", args, { allowFail: true });
 
 async function addBridge(name: string, address: string): Promise<void> {
   await ip("link", "add", name, "type", "bridge");
-  await ip("addr", "add", `${address}/27`, "dev", name);
+  await ip("link", "set", name, "alias", LAB_ALIAS);
+  await ip("addr", "add", `${address}/${PREFIX_LENGTH}`, "dev", name);
   await ip("link", "set", name, "up");
 }
 
@@ -93,7 +134,7 @@ export async function createHost(net: LabNetwork, index: number): Promise<HostLi
   ] as const) {
     await ip("link", "add", veth, "type", "veth", "peer", "name", inside, "netns", h.namespace);
     await ip("link", "set", veth, "master", bridge, "up");
-    await ip("-n", h.namespace, "addr", "add", `${address}/27`, "dev", inside);
+    await ip("-n", h.namespace, "addr", "add", `${address}/${PREFIX_LENGTH}`, "dev", inside);
     await ip("-n", h.namespace, "link", "set", inside, "up");
   }
   return h;

@@ -2,6 +2,17 @@ import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process"
 import { createWriteStream, type WriteStream } from "node:fs";
 
 /**
+ * System tools and daemons run with the system's PATH only: npm puts
+ * node_modules/.bin first, and one package there ships a command named `nft`
+ * that incusd would otherwise run instead of nftables.
+ */
+export const SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+export function systemEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, PATH: SYSTEM_PATH, ...extra };
+}
+
+/**
  * Every daemon the lab starts is tracked here and stopped by its own pid,
  * also when a test fails or the process exits abruptly.
  */
@@ -33,7 +44,7 @@ export interface Daemon {
 
 export function startDaemon(command: string, args: string[], options: SpawnOptions & { log: string }): Daemon {
   const out: WriteStream = createWriteStream(options.log, { flags: "a" });
-  const child = spawn(command, args, { ...options, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(command, args, { ...options, env: options.env ?? systemEnv(), stdio: ["ignore", "pipe", "pipe"] });
   child.stdout?.pipe(out);
   child.stderr?.pipe(out);
   running.add(child);
@@ -68,7 +79,7 @@ export async function stopDaemon(daemon: Daemon, signal: NodeJS.Signals = "SIGTE
 
 export function run(command: string, args: string[], options: { allowFail?: boolean; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: options.env ?? process.env });
+    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], env: options.env ?? systemEnv() });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
