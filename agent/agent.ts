@@ -75,8 +75,9 @@ export class FleetAgent {
     this.collector = new HeartbeatCollector(this.incus, () => this.serverName, {
       intervalMs: config.heartbeatIntervalMs,
       peersPerRound: config.probePeersPerRound,
-      probeTimeoutMs: config.probeTimeoutMs,
-      viewTimeoutMs: Math.min(2_000, Math.max(500, config.heartbeatIntervalMs * 2)),
+      // Every part of a beat must fit in the interval, or a slow daemon would make the agent look lost.
+      probeTimeoutMs: Math.min(config.probeTimeoutMs, Math.max(200, config.heartbeatIntervalMs * 0.8)),
+      viewTimeoutMs: Math.max(200, config.heartbeatIntervalMs * 0.8),
     });
   }
 

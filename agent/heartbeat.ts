@@ -28,8 +28,9 @@ function hostPortOf(url: string): string {
  * TCP connects per beat, and the whole matrix refreshes every few beats.
  */
 export class HeartbeatCollector {
-  private readonly peerResults = new Map<string, PeerLatency>();
   private cursor = 0;
+  private lastView: ClusterView | null = null;
+  private lastSentView = "";
   private poolSpace = new Map<string, { usedBytes: number; totalBytes: number }>();
   private beats = 0;
 
@@ -39,8 +40,8 @@ export class HeartbeatCollector {
     private readonly options: HeartbeatOptions,
   ) {}
 
-  private async view(facts: IncusFacts): Promise<ClusterView | undefined> {
-    if (!facts.reachable || !facts.clustered) return undefined;
+  /** The member's own view of its cluster, or undefined when it is not clustered (or Incus is down). */
+  private async view(): Promise<ClusterView | undefined> {
     try {
       const members = await this.incus.members({ timeoutMs: this.options.viewTimeoutMs });
       return {
@@ -57,7 +58,9 @@ export class HeartbeatCollector {
         })),
       };
     } catch (err) {
-      return { ok: false, error: err instanceof Error ? err.message : String(err), members: [] };
+      const message = err instanceof Error ? err.message : String(err);
+      if (/not clustered|cannot reach Incus/.test(message)) return undefined;
+      return { ok: false, error: message, members: [] };
     }
   }
 
@@ -98,32 +101,44 @@ export class HeartbeatCollector {
   private async probePeers(view: ClusterView | undefined): Promise<PeerLatency[]> {
     const me = this.ownName();
     const peers = (view?.members ?? []).filter((m) => m.name !== me).map((m) => ({ node: m.name, address: hostPortOf(m.url) }));
-    const names = new Set(peers.map((p) => p.node));
-    for (const known of this.peerResults.keys()) if (!names.has(known)) this.peerResults.delete(known);
-    if (peers.length > 0) {
-      const count = Math.min(this.options.peersPerRound, peers.length);
-      const round = Array.from({ length: count }, (_, i) => peers[(this.cursor + i) % peers.length]!);
-      this.cursor = (this.cursor + count) % peers.length;
-      await Promise.all(
-        round.map(async (peer) => {
-          const r = await probeTcp(peer.address, 1, this.options.probeTimeoutMs);
-          this.peerResults.set(peer.node, { node: peer.node, address: peer.address, rttMs: r.rttMs, ...(r.error ? { error: r.error } : {}), at: Date.now() });
-        }),
-      );
-    }
-    return [...this.peerResults.values()];
+    if (peers.length === 0) return [];
+    const count = Math.min(this.options.peersPerRound, peers.length);
+    const round = Array.from({ length: count }, (_, i) => peers[(this.cursor + i) % peers.length]!);
+    this.cursor = (this.cursor + count) % peers.length;
+    return Promise.all(
+      round.map(async (peer) => {
+        const r = await probeTcp(peer.address, 1, this.options.probeTimeoutMs);
+        return { node: peer.node, address: peer.address, rttMs: r.rttMs, ...(r.error ? { error: r.error } : {}), at: Date.now() };
+      }),
+    );
   }
 
+  /**
+   * One heartbeat. Its parts run side by side, each bounded, so a hung
+   * daemon or a cut peer delays nothing else: the beat keeps its schedule and
+   * carries what was learned in time. Probes go to the peers of the last view.
+   * The view itself is sent when it changed, and every tenth beat anyway.
+   */
   async collect(natsRtt: () => Promise<number | null>, clock: { offsetMs: number | null; rttMs: number | null }): Promise<HeartbeatBody> {
     this.beats += 1;
-    const incus = await readIncusFacts(this.incus, this.options.viewTimeoutMs, { members: false });
-    const view = await this.view(incus);
-    if (view?.ok) incus.members = view.members.map((m) => m.name);
-    const [pools, instances, peers, natsMs] = await Promise.all([this.pools(incus), this.instances(incus), this.probePeers(view), natsRtt()]);
+    const [incus, view, peers, natsMs] = await Promise.all([
+      readIncusFacts(this.incus, this.options.viewTimeoutMs, { members: false }),
+      this.view(),
+      this.probePeers(this.lastView ?? undefined),
+      natsRtt(),
+    ]);
+    const [pools, instances] = await Promise.all([this.pools(incus), this.instances(incus)]);
+    if (view?.ok) {
+      incus.members = view.members.map((m) => m.name);
+      this.lastView = view;
+    }
+    const signature = view ? JSON.stringify(view) : "";
+    const sendView = !!view && (signature !== this.lastSentView || this.beats % 10 === 0);
+    this.lastSentView = signature;
     return {
       intervalMs: this.options.intervalMs,
       incus,
-      ...(view ? { view } : {}),
+      ...(sendView && incus.clustered ? { view } : {}),
       pools,
       instances,
       latency: { natsMs, peers },

@@ -17,9 +17,11 @@ export async function runningMembershipOperation(incus: IncusClient): Promise<In
  * restarts mid-way relies on this, not on memory, to know what is done.
  */
 export async function readIncusFacts(incus: IncusClient, timeoutMs = 5_000, options: { members: boolean } = { members: true }): Promise<IncusFacts> {
+  const observedAt = Date.now();
   try {
     const server = await incus.server({ timeoutMs });
     const facts: IncusFacts = {
+      observedAt,
       reachable: true,
       version: server.environment.server_version,
       apiExtensions: server.api_extensions.length,
@@ -39,7 +41,7 @@ export async function readIncusFacts(incus: IncusClient, timeoutMs = 5_000, opti
     }
     return facts;
   } catch (err) {
-    return { reachable: false, clustered: false, error: err instanceof Error ? err.message : String(err) };
+    return { observedAt, reachable: false, clustered: false, error: err instanceof Error ? err.message : String(err) };
   }
 }
 

@@ -53,7 +53,18 @@ export interface Link {
 }
 
 export interface HealthReason {
-  code: "quorum-lost" | "quorum-at-risk" | "member-offline" | "agent-lost" | "incus-down" | "split-view" | "link-down" | "link-slow" | "clock-skew" | "version-mismatch";
+  code:
+    | "quorum-lost"
+    | "quorum-at-risk"
+    | "database-unavailable"
+    | "member-offline"
+    | "agent-lost"
+    | "incus-down"
+    | "split-view"
+    | "link-down"
+    | "link-slow"
+    | "clock-skew"
+    | "version-mismatch";
   message: string;
 }
 
@@ -71,6 +82,8 @@ export interface ClusterHealth {
 }
 
 interface ClusterTrack {
+  /** The last view some agent could read; when none can (quorum lost), decisions rest on it and on what agents report now. */
+  lastView: ClusterView | null;
   slow: Set<string>;
   down: Set<string>;
   skewed: Set<string>;
@@ -121,7 +134,7 @@ export class FleetObserver {
   private track(cluster: string): ClusterTrack {
     let t = this.tracks.get(cluster);
     if (!t) {
-      t = { slow: new Set(), down: new Set(), skewed: new Set(), mismatch: false, degradedSignature: "", rolesSignature: "", quorumLost: false, splitSince: null, agreeSince: null, held: false, heldReasons: [] };
+      t = { lastView: null, slow: new Set(), down: new Set(), skewed: new Set(), mismatch: false, degradedSignature: "", rolesSignature: "", quorumLost: false, splitSince: null, agreeSince: null, held: false, heldReasons: [] };
       this.tracks.set(cluster, t);
     }
     return t;
@@ -232,7 +245,9 @@ export class FleetObserver {
     const nodes = this.clusterNodes(cluster);
     const track = this.track(cluster);
     const byName = new Map(nodes.map((n) => [n.node, n]));
-    const view = this.chosenView(nodes, now);
+    const fresh = this.chosenView(nodes, now);
+    if (fresh) track.lastView = fresh;
+    const view = fresh ?? track.lastView;
     const reasons: HealthReason[] = [];
 
     // What Incus says, made stricter by what the agents know sooner.
@@ -256,6 +271,13 @@ export class FleetObserver {
     }
     for (const m of members ?? []) {
       if (!isOnline(m.effectiveStatus) && !explained.has(m.name)) reasons.push({ code: "member-offline", message: `${m.name} is offline: ${m.message || m.status}` });
+    }
+    const readers = nodes.filter((n) => this.usable(n, now) && n.heartbeat?.incus.clustered && n.view);
+    if (!fresh && readers.length > 0) {
+      reasons.push({
+        code: "database-unavailable",
+        message: `no member can read the cluster database (${readers.map((n) => `${n.node}: ${n.view?.error ?? "no answer"}`).join("; ")})`,
+      });
     }
     if (quorum && !quorum.hasQuorum) {
       reasons.unshift({ code: "quorum-lost", message: `quorum lost: ${quorum.onlineVoters} of ${quorum.voters} voters online, ${quorum.majority} needed` });

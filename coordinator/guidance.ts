@@ -36,11 +36,14 @@ export function guidanceFor({ cluster, quorum, members, splits }: GuidanceInput)
       `Restore the network between members (TCP ${"8443"} both ways). If a minority stays cut off, stop Incus on the minority, let the majority continue, then bring the minority back or re-join it.`,
     ];
   }
+  const down = members.filter((m) => !isOnline(m.effectiveStatus)).map((m) => m.name);
+  if (down.length === 0) return [];
+  const steps = [
+    `${down.join(", ")} ${down.length === 1 ? "is" : "are"} offline. If ${down.length === 1 ? "it" : "they"} can come back, start Incus there (systemctl start incus) and check the agent (systemctl status incus-fleet-agent).`,
+    `If ${down.length === 1 ? "it is" : "they are"} gone for good, remove ${down.length === 1 ? "it" : "them"} with force: set 'present: false' and 'force: true' in the spec (or 'incus-fleet remove ${cluster} <name> --force'), so the cluster stops counting on ${down.length === 1 ? "it" : "them"}.`,
+  ];
   if (quorum.failuresTolerated === 0 && quorum.voters >= 3) {
-    return [
-      `${cluster} tolerates no further failure: ${quorum.onlineVoters} of ${quorum.voters} voters online.`,
-      `Bring the offline members (${downVoters.join(", ") || "none"}) back, or remove those gone for good with force so Incus promotes stand-by members.`,
-    ];
+    steps.unshift(`${cluster} tolerates no further failure: ${quorum.onlineVoters} of ${quorum.voters} voters online. Do not stop or remove any other member now.`);
   }
-  return [];
+  return steps;
 }

@@ -314,8 +314,8 @@ export class Reconciler {
     this.observer.ingest(hb);
     const r = this.records.get(`${hb.cluster}/${hb.node}`);
     // Heartbeats carry the same Incus facts as a pull; a change in membership must not wait for the next pull.
-    if (r?.facts && (r.facts.incus.clustered !== hb.incus.clustered || r.facts.incus.reachable !== hb.incus.reachable)) {
-      void this.absorbFacts(hb.cluster, hb.node, { ...r.facts, incus: hb.incus });
+    if (r?.facts && (r.facts.incus.clustered !== hb.incus.clustered || r.facts.incus.reachable !== hb.incus.reachable || r.facts.incus.version !== hb.incus.version)) {
+      void this.absorbFacts(hb.cluster, hb.node, { ...r.facts, incus: { ...hb.incus, busy: undefined } });
     }
   }
 
@@ -328,6 +328,8 @@ export class Reconciler {
   private async absorbFacts(cluster: string, node: string, facts: NodeFacts): Promise<void> {
     const r = this.recordOf(cluster, node);
     const before = r.facts;
+    // A heartbeat read before a join may arrive after the report of that join: the newer reading wins.
+    if (before && before.incus.observedAt > facts.incus.observedAt) return;
     r.facts = facts;
     const changed =
       !before ||
@@ -425,7 +427,7 @@ export class Reconciler {
         node: r.node,
         enrolled: r.instance !== null && r.state !== NodeState.Rejected,
         agentOnline: this.observer.isAgentOnline(cluster, r.node, now),
-        facts: live?.heartbeat ? { ...(r.facts ?? { address: "", agentVersion: "" }), incus: { ...live.heartbeat.incus, busy: r.facts?.incus.busy } } as NodeFacts : r.facts,
+        facts: r.facts,
         preflight: r.preflight,
         preflightAt: this.preflightAt.get(`${cluster}/${r.node}`) ?? null,
         failures: r.failures,

@@ -17,7 +17,7 @@ command -v socat >/dev/null || packages+=(socat)
 command -v nft >/dev/null || packages+=(nftables)
 command -v unshare >/dev/null || packages+=(util-linux)
 command -v ip >/dev/null || packages+=(iproute2)
-[ -x /bin/busybox ] || packages+=(busybox-static)
+dpkg -s busybox-static >/dev/null 2>&1 || packages+=(busybox-static)
 need_incus=0
 [ -x /usr/libexec/incus/incusd ] || need_incus=1
 

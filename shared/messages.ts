@@ -32,6 +32,8 @@ export const ErrorBody = Type.Object({
 // ---------------------------------------------------------------- facts
 
 export const IncusFacts = Type.Object({
+  /** When the agent read these facts, by its own clock: older facts never overwrite newer ones. */
+  observedAt: Type.Number({ minimum: 0 }),
   reachable: Type.Boolean(),
   error: Type.Optional(Text),
   version: Type.Optional(Type.String({ maxLength: 64 })),

@@ -8,6 +8,7 @@ export const LabSlot = {
   coordinatorRestart: { slot: 2, prefix: "fcore" },
   growShrink: { slot: 3, prefix: "fgrow" },
   quorumLoss: { slot: 4, prefix: "fquor" },
+  quorumKill: { slot: 15, prefix: "fkill" },
   evacuate: { slot: 5, prefix: "fevac" },
   partition: { slot: 6, prefix: "fpart" },
   latency: { slot: 7, prefix: "flat" },

@@ -11,7 +11,7 @@ export function facts(clustered: boolean, members?: string[], address = "192.0.2
   return {
     address,
     agentVersion: "test",
-    incus: { reachable: true, version: "6.0.4", clustered, ...(members ? { members } : {}) },
+    incus: { observedAt: Date.now(), reachable: true, version: "6.0.4", clustered, ...(members ? { members } : {}) },
   };
 }
 

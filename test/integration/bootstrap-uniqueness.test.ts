@@ -81,7 +81,7 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
 const factsOf = (a: AgentModel, i: number): NodeFacts => ({
   address: `192.0.2.${11 + i}:8443`,
   agentVersion: "model",
-  incus: { reachable: true, version: "6.0.4", clustered: a.clustered, ...(a.clustered ? { members: [a.node] } : {}) },
+  incus: { observedAt: Date.now(), reachable: true, version: "6.0.4", clustered: a.clustered, ...(a.clustered ? { members: [a.node] } : {}) },
 });
 
 test("property: no sequence of hellos, agent restarts and coordinator restarts yields two bootstraps", async (t) => {

@@ -5,7 +5,7 @@ import { CoordinatorLink } from "../../agent/coordinator-link.js";
 import { deriveClusterKeys, type FleetEvent, type NodeFacts } from "../../shared/index.js";
 import { putSpec, startCoordinator, threeMembers } from "../helpers/coordinator.js";
 
-const facts = (address: string): NodeFacts => ({ address, agentVersion: "t", incus: { reachable: true, version: "6.0.4", clustered: false } });
+const facts = (address: string): NodeFacts => ({ address, agentVersion: "t", incus: { observedAt: Date.now(), reachable: true, version: "6.0.4", clustered: false } });
 
 function collect(url: string): { events: FleetEvent[]; ready: Promise<void>; close: () => void } {
   const ws = new WebSocket(url);

@@ -8,7 +8,7 @@ const keys = deriveClusterKeys("c1", PASSWORD);
 const facts = (clustered: boolean, address: string, members?: string[]): NodeFacts => ({
   address,
   agentVersion: "test",
-  incus: { reachable: true, version: "6.0.4", clustered, ...(members ? { members } : {}) },
+  incus: { observedAt: Date.now(), reachable: true, version: "6.0.4", clustered, ...(members ? { members } : {}) },
 });
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

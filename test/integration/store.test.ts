@@ -7,7 +7,7 @@ import { deriveClusterKeys, type NodeFacts } from "../../shared/index.js";
 import { startNatsServer } from "../../lab/nats-server.js";
 import { getJson, putSpec, startCoordinator, threeMembers } from "../helpers/coordinator.js";
 
-const facts = (address: string): NodeFacts => ({ address, agentVersion: "t", incus: { reachable: true, version: "6.0.4", clustered: false } });
+const facts = (address: string): NodeFacts => ({ address, agentVersion: "t", incus: { observedAt: Date.now(), reachable: true, version: "6.0.4", clustered: false } });
 
 test("the bootstrap claim is a compare-and-set: of many racing coordinators exactly one wins", async (t) => {
   const nats = await startNatsServer();

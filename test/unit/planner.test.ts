@@ -134,7 +134,7 @@ const arbitraryNode = (name: string) =>
     agentOnline: fc.boolean(),
     clustered: fc.boolean(),
     reachable: fc.boolean(),
-  }).map((x): NodeSnapshot => node(name, { address: "a", agentVersion: "t", incus: { reachable: x.reachable, clustered: x.clustered, version: "6.0.4", members: x.clustered ? [name] : [] } }, { enrolled: x.enrolled, agentOnline: x.agentOnline }));
+  }).map((x): NodeSnapshot => node(name, { address: "a", agentVersion: "t", incus: { observedAt: 0, reachable: x.reachable, clustered: x.clustered, version: "6.0.4", members: x.clustered ? [name] : [] } }, { enrolled: x.enrolled, agentOnline: x.agentOnline }));
 
 test("property: whatever agents say, at most one member is told to bootstrap, and only the claim holder once there is a claim", (t) => {
   fc.assert(
