@@ -149,6 +149,11 @@ export class IncusClient {
     return (await this.call<T>("GET", path, undefined, options)).metadata;
   }
 
+  /** Lists come back as null when empty. */
+  private async list<T>(path: string, options?: RequestOptions): Promise<T[]> {
+    return (await this.get<T[] | null>(path, options)) ?? [];
+  }
+
   /** Runs a call that may answer with an operation, and waits for the operation to end. */
   async run(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<IncusOperation | null> {
     const res = await this.call<IncusOperation | null>(method, path, body, options);
@@ -217,7 +222,7 @@ export class IncusClient {
   }
 
   members(options?: RequestOptions): Promise<IncusMember[]> {
-    return this.get<IncusMember[]>("/1.0/cluster/members?recursion=1", options);
+    return this.list<IncusMember>("/1.0/cluster/members?recursion=1", options);
   }
 
   async member(name: string): Promise<{ member: IncusMember; etag: string | undefined }> {
@@ -244,7 +249,7 @@ export class IncusClient {
   }
 
   groups(): Promise<string[]> {
-    return this.get<string[]>("/1.0/cluster/groups").then((urls) => urls.map((u) => decodeURIComponent(u.split("/").pop() ?? "")));
+    return this.list<string>("/1.0/cluster/groups").then((urls) => urls.map((u) => decodeURIComponent(u.split("/").pop() ?? "")));
   }
 
   async createGroup(name: string): Promise<void> {
@@ -252,14 +257,14 @@ export class IncusClient {
   }
 
   async operations(): Promise<IncusOperation[]> {
-    const byStatus = await this.get<Record<string, IncusOperation[] | null>>("/1.0/operations?recursion=1");
-    return Object.values(byStatus).flatMap((ops) => ops ?? []);
+    const byStatus = await this.get<Record<string, IncusOperation[] | null> | null>("/1.0/operations?recursion=1");
+    return Object.values(byStatus ?? {}).flatMap((ops) => ops ?? []);
   }
 
   // ------------------------------------------------------------ resources
 
   storagePools(): Promise<IncusStoragePool[]> {
-    return this.get<IncusStoragePool[]>("/1.0/storage-pools?recursion=1");
+    return this.list<IncusStoragePool>("/1.0/storage-pools?recursion=1");
   }
 
   async createStoragePool(body: { name: string; driver: string; description?: string; config: Record<string, string> }, target?: string): Promise<void> {
@@ -271,7 +276,7 @@ export class IncusClient {
   }
 
   networks(): Promise<IncusNetwork[]> {
-    return this.get<IncusNetwork[]>("/1.0/networks?recursion=1");
+    return this.list<IncusNetwork>("/1.0/networks?recursion=1");
   }
 
   async createNetwork(body: { name: string; type: string; description?: string; config: Record<string, string> }, target?: string): Promise<void> {
@@ -279,6 +284,6 @@ export class IncusClient {
   }
 
   instances(options?: RequestOptions): Promise<IncusInstance[]> {
-    return this.get<IncusInstance[]>("/1.0/instances?recursion=1&all-projects=true", options);
+    return this.list<IncusInstance>("/1.0/instances?recursion=1&all-projects=true", options);
   }
 }

@@ -48,7 +48,7 @@ export interface ReconcilerOptions {
 export const DEFAULT_RECONCILER_OPTIONS: ReconcilerOptions = { limits: DEFAULT_LIMITS, joinTimeoutMs: 120_000, tickMs: 1_000 };
 
 const encoder = new TextEncoder();
-const RETRY_STEP_MS = 15_000;
+const RETRY_STEP_MS = 5_000;
 
 export interface MaintenanceResult {
   member: string;
@@ -622,6 +622,8 @@ export class Reconciler {
       const key = `${cluster}:${step.action}:${"node" in step ? step.node : "name" in step ? step.name : ""}`;
       if (this.busySteps.size > 0 && [...this.busySteps].some((k) => k.startsWith(`${cluster}:`))) break;
       if ((this.stepBackoff.get(key) ?? 0) > Date.now()) continue;
+      // Until some member can act (views still arriving after formation), wait without counting it a failure.
+      if (!this.findExecutor(cluster, step.action === "remove" ? step.node : undefined)) break;
       if (step.action === "remove") {
         if (joinInFlight && !step.force) continue;
         this.runStep(key, () => this.runRemoval(cluster, step.node, step.force, step.verdict));
@@ -652,15 +654,19 @@ export class Reconciler {
       });
   }
 
-  /** The member whose agent runs a cluster-wide call: healthy, clustered, and not the one being changed. */
-  private executorFor(cluster: string, exclude?: string): string {
+  /** The member whose agent runs a cluster-wide call: healthy, clustered, not the one being changed; the leader if it can. */
+  private findExecutor(cluster: string, exclude?: string): string | null {
     const snap = this.snapshot(cluster);
     const candidates = (snap?.members ?? [])
       .filter((m) => m.status === "Online" && m.name !== exclude && this.observer.isAgentOnline(cluster, m.name) && !!snap?.nodes[m.name]?.facts?.incus.reachable)
       .sort((a, b) => Number(b.roles.includes("database-leader")) - Number(a.roles.includes("database-leader")));
-    const chosen = candidates[0];
+    return candidates[0]?.name ?? null;
+  }
+
+  private executorFor(cluster: string, exclude?: string): string {
+    const chosen = this.findExecutor(cluster, exclude);
     if (!chosen) throw new FleetError(ErrorCode.AgentUnreachable, `no healthy member of ${cluster}${exclude ? ` other than ${exclude}` : ""} to act through`);
-    return chosen.name;
+    return chosen;
   }
 
   private async updateMeta(cluster: string, change: (m: ClusterMeta) => ClusterMeta): Promise<void> {

@@ -21,8 +21,8 @@ export async function buildBusyboxImage(): Promise<Buffer> {
     chmodSync(join(rootfs, "bin", "busybox"), 0o755);
     for (const applet of APPLETS) symlinkSync("busybox", join(rootfs, "bin", applet));
     symlinkSync("../bin/busybox", join(rootfs, "sbin", "init"));
-    // busybox init runs this, then waits: the container stays up doing nothing.
-    writeFileSync(join(rootfs, "etc", "inittab"), "::sysinit:/bin/hostname -F /etc/hostname\n::wait:/bin/sleep 2147483647\n");
+    // busybox init keeps one sleeper alive, and stays free to act on the halt signal.
+    writeFileSync(join(rootfs, "etc", "inittab"), "::sysinit:/bin/hostname -F /etc/hostname\n::respawn:/bin/sleep 3600\n");
     writeFileSync(join(rootfs, "etc", "hostname"), "busybox\n");
     writeFileSync(
       join(dir, "metadata.yaml"),
@@ -63,6 +63,8 @@ export async function launchContainer(incus: IncusClient, name: string, options:
     name,
     type: "container",
     source: { type: "image", alias: options.alias },
+    // busybox init powers off on SIGUSR2 and ignores the SIGPWR that LXC sends by default.
+    config: { "raw.lxc": "lxc.signal.halt = SIGUSR2" },
     devices: { root: { type: "disk", path: "/", pool: options.pool } },
   }, { timeoutMs: 120_000 });
   await incus.run("PUT", `/1.0/instances/${encodeURIComponent(name)}/state`, { action: "start", timeout: 30 }, { timeoutMs: 60_000 });

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -85,6 +85,9 @@ export class FleetLab {
     }
     await removeStale(net);
     const root = mkdtempSync(join(LAB_ROOT, `${options.prefix}-`));
+    // Unprivileged containers run as a mapped root that must be able to traverse down to their rootfs.
+    chmodSync(LAB_ROOT, 0o755);
+    chmodSync(root, 0o711);
     await createBridges(net);
     let nats: NatsServer | null = null;
     try {
@@ -241,7 +244,8 @@ export class FleetLab {
     };
     await Promise.all([...this.agents.keys()].map((n) => attempt(() => this.stopAgent(n, "SIGKILL"))));
     await attempt(() => this.stopCoordinator("SIGKILL"));
-    await Promise.all(this.members.map((m) => attempt(() => stopIncusd(m, "graceful"))));
+    // One at a time: clustered daemons stopping together wait on each other's role handover.
+    for (const m of [...this.members].reverse()) await attempt(() => stopIncusd(m, "graceful"));
     await attempt(() => this.nats.stop());
     for (const h of this.hosts) await attempt(() => removeHost(h));
     await attempt(() => removeBridges(this.net));

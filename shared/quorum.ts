@@ -101,8 +101,9 @@ function projectAfter(members: readonly QuorumMember[], action: MembershipAction
 
 /**
  * Decides whether a removal, evacuation or planned stop keeps the cluster
- * safe: enough online voters for a majority, and at least three members
- * left online. `force` lets an operator override, and the reasons are kept.
+ * safe: enough online voters for a majority for every action, and for a
+ * removal at least three members (three online, when three were). `force`
+ * lets an operator override, and the reasons are kept.
  */
 export function assessAction(members: readonly QuorumMember[], action: MembershipAction): Verdict {
   const before = quorumOf(members);
@@ -126,15 +127,17 @@ export function assessAction(members: readonly QuorumMember[], action: Membershi
     );
   }
   const targetOnline = isOnline(target.status);
-  if (before.online >= MIN_HA_MEMBERS && after.online < MIN_HA_MEMBERS && targetOnline) {
-    reasons.push(`${verb} ${action.member} would leave ${after.online} online members; at least ${MIN_HA_MEMBERS} are needed to survive one more failure`);
-  } else if (action.kind === "remove" && after.members < MIN_HA_MEMBERS && before.members >= MIN_HA_MEMBERS) {
-    reasons.push(`${verb} ${action.member} would take the cluster to ${after.members} members, below the ${MIN_HA_MEMBERS} needed for high availability`);
+  // Evacuating or stopping one member of three is ordinary rolling maintenance; only removals shrink the cluster.
+  if (action.kind === "remove") {
+    if (targetOnline && before.online >= MIN_HA_MEMBERS && after.online < MIN_HA_MEMBERS) {
+      reasons.push(`${verb} ${action.member} would leave ${after.online} online members; at least ${MIN_HA_MEMBERS} are needed to survive one more failure`);
+    } else if (after.members < MIN_HA_MEMBERS && before.members >= MIN_HA_MEMBERS) {
+      reasons.push(`${verb} ${action.member} would take the cluster to ${after.members} members, below the ${MIN_HA_MEMBERS} needed for high availability`);
+    }
+    if (!targetOnline) {
+      reasons.push(`${action.member} is ${target.status.toLowerCase()}; a graceful removal needs it online. If it is gone for good, remove it with force`);
+    }
   }
-  if (action.kind === "remove" && !targetOnline) {
-    reasons.push(`${action.member} is ${target.status.toLowerCase()}; a graceful removal needs it online. If it is gone for good, remove it with force`);
-  }
-
   if (reasons.length === 0) return { allowed: true, forced: false, reasons, before, after };
   return { allowed: action.force, forced: action.force, reasons, before, after };
 }

@@ -67,6 +67,13 @@ test("when quorum is lost every non-forced action is refused", (t) => {
   }
 });
 
+test("evacuating one member of three is ordinary maintenance: allowed", (t) => {
+  const three = [m("a", "Online", "database-leader", "database"), m("b", "Online", "database"), m("c", "Online", "database")];
+  const v = assessAction(three, { kind: "evacuate", member: "b", force: false });
+  t.true(v.allowed, v.reasons.join());
+  t.like(v.after, { onlineVoters: 2, majority: 2 });
+});
+
 test("evacuating a voter counts it offline: allowed with all voters up, refused with one already down", (t) => {
   const healthy = [m("a", "Online", "database"), m("b", "Online", "database"), m("c", "Online", "database"), m("d", "Online")];
   t.true(assessAction(healthy, { kind: "evacuate", member: "a", force: false }).allowed);
