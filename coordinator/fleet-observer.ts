@@ -37,6 +37,8 @@ export interface NodeLive {
   heartbeat: Heartbeat | null;
   /** The last full view the agent sent; heartbeats only carry it when it changed. */
   view: ClusterView | null;
+  /** The last view it could read, and when: what the cluster looked like before its database stopped answering. */
+  lastGood: { view: ClusterView; at: number } | null;
   lost: boolean;
 }
 
@@ -82,8 +84,6 @@ export interface ClusterHealth {
 }
 
 interface ClusterTrack {
-  /** The last view some agent could read; when none can (quorum lost), decisions rest on it and on what agents report now. */
-  lastView: ClusterView | null;
   slow: Set<string>;
   down: Set<string>;
   skewed: Set<string>;
@@ -125,7 +125,7 @@ export class FleetObserver {
     const k = this.key(cluster, node);
     let n = this.nodes.get(k);
     if (!n) {
-      n = { cluster, node, lastSeenAt: now, lastHeartbeatAt: null, intervalMs: this.options.defaultIntervalMs, heartbeat: null, view: null, lost: false };
+      n = { cluster, node, lastSeenAt: now, lastHeartbeatAt: null, intervalMs: this.options.defaultIntervalMs, heartbeat: null, view: null, lastGood: null, lost: false };
       this.nodes.set(k, n);
     }
     return n;
@@ -134,7 +134,7 @@ export class FleetObserver {
   private track(cluster: string): ClusterTrack {
     let t = this.tracks.get(cluster);
     if (!t) {
-      t = { lastView: null, slow: new Set(), down: new Set(), skewed: new Set(), mismatch: false, degradedSignature: "", rolesSignature: "", quorumLost: false, splitSince: null, agreeSince: null, held: false, heldReasons: [] };
+      t = { slow: new Set(), down: new Set(), skewed: new Set(), mismatch: false, degradedSignature: "", rolesSignature: "", quorumLost: false, splitSince: null, agreeSince: null, held: false, heldReasons: [] };
       this.tracks.set(cluster, t);
     }
     return t;
@@ -178,7 +178,12 @@ export class FleetObserver {
     n.intervalMs = hb.intervalMs > 0 ? hb.intervalMs : this.options.defaultIntervalMs;
     n.heartbeat = hb;
     if (hb.view) n.view = hb.view;
-    if (!hb.incus.clustered) n.view = null;
+    if (hb.view?.ok) n.lastGood = { view: hb.view, at: now };
+    // An unreachable daemon says nothing about membership; only one that answers "not clustered" does.
+    if (hb.incus.reachable && !hb.incus.clustered) {
+      n.view = null;
+      n.lastGood = null;
+    }
 
     const wasReachable = previous ? previous.incus.reachable : true;
     if (wasReachable && !hb.incus.reachable) {
@@ -246,8 +251,8 @@ export class FleetObserver {
     const track = this.track(cluster);
     const byName = new Map(nodes.map((n) => [n.node, n]));
     const fresh = this.chosenView(nodes, now);
-    if (fresh) track.lastView = fresh;
-    const view = fresh ?? track.lastView;
+    // When no member can read the database (quorum lost), decisions rest on the last view any could read.
+    const view = fresh ?? nodes.reduce<{ view: ClusterView; at: number } | null>((best, n) => (n.lastGood && (!best || n.lastGood.at > best.at) ? n.lastGood : best), null)?.view ?? null;
     const reasons: HealthReason[] = [];
 
     // What Incus says, made stricter by what the agents know sooner.
