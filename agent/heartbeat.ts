@@ -13,6 +13,17 @@ export interface HeartbeatOptions {
   viewTimeoutMs: number;
 }
 
+/**
+ * The peers probed this round: at most `perRound`, starting at `cursor`, so
+ * that every peer is probed once every ceil(peers / perRound) rounds.
+ */
+export function probeRound<T>(peers: readonly T[], cursor: number, perRound: number): { round: T[]; next: number } {
+  if (peers.length === 0) return { round: [], next: 0 };
+  const count = Math.min(perRound, peers.length);
+  const start = cursor % peers.length;
+  return { round: Array.from({ length: count }, (_, i) => peers[(start + i) % peers.length]!), next: (start + count) % peers.length };
+}
+
 /** `https://192.0.2.12:8443` → `192.0.2.12:8443`. */
 function hostPortOf(url: string): string {
   try {
@@ -101,10 +112,8 @@ export class HeartbeatCollector {
   private async probePeers(view: ClusterView | undefined): Promise<PeerLatency[]> {
     const me = this.ownName();
     const peers = (view?.members ?? []).filter((m) => m.name !== me).map((m) => ({ node: m.name, address: hostPortOf(m.url) }));
-    if (peers.length === 0) return [];
-    const count = Math.min(this.options.peersPerRound, peers.length);
-    const round = Array.from({ length: count }, (_, i) => peers[(this.cursor + i) % peers.length]!);
-    this.cursor = (this.cursor + count) % peers.length;
+    const { round, next } = probeRound(peers, this.cursor, this.options.peersPerRound);
+    this.cursor = next;
     return Promise.all(
       round.map(async (peer) => {
         const r = await probeTcp(peer.address, 1, this.options.probeTimeoutMs);

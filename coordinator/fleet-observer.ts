@@ -73,8 +73,13 @@ export interface HealthReason {
 export interface ClusterHealth {
   status: "unknown" | "healthy" | "degraded" | "quorum-lost";
   quorum: Quorum | null;
-  /** Members as the chosen view reports them, with offline overrides from what agents report. */
-  members: (MemberView & { effectiveStatus: string })[] | null;
+  /**
+   * Members as the chosen view reports them. `effectiveStatus` overrides
+   * Incus with what agents know sooner (a daemon that does not answer is
+   * offline); `safetyStatus` also counts a member whose agent is silent as
+   * offline, and is what refusals are decided on.
+   */
+  members: (MemberView & { effectiveStatus: string; safetyStatus: string })[] | null;
   reasons: HealthReason[];
   hold: { held: boolean; reasons: string[] };
   links: Link[];
@@ -259,10 +264,9 @@ export class FleetObserver {
     const members = view
       ? view.members.map((m) => {
           const n = byName.get(m.name);
-          let effectiveStatus = m.status;
-          if (n && !this.isAgentOnline(cluster, m.name, now)) effectiveStatus = "Offline";
-          else if (n?.heartbeat && !n.heartbeat.incus.reachable) effectiveStatus = "Offline";
-          return { ...m, effectiveStatus };
+          const agentSilent = !!n && !this.isAgentOnline(cluster, m.name, now);
+          const effectiveStatus = n?.heartbeat && !n.heartbeat.incus.reachable && !agentSilent ? "Offline" : m.status;
+          return { ...m, effectiveStatus, safetyStatus: agentSilent ? "Offline" : effectiveStatus };
         })
       : null;
     const quorum = members ? quorumOf(members.map((m) => ({ name: m.name, status: m.effectiveStatus, roles: m.roles }))) : null;
@@ -298,7 +302,8 @@ export class FleetObserver {
       const ends = [byName.get(l.from), byName.get(l.to)];
       const endsUp = ends.every((n) => n && this.usable(n, now));
       if (l.state === "slow") slow.add(linkKey(l.from, l.to));
-      if (l.state === "down" && endsUp) down.add(linkKey(l.from, l.to));
+      // A refused connection means the peer's host answered: its daemon is down, the network is not cut.
+      if (l.state === "down" && endsUp && l.error !== "ECONNREFUSED") down.add(linkKey(l.from, l.to));
     }
     for (const k of slow) {
       const l = links.find((x) => linkKey(x.from, x.to) === k)!;

@@ -4,7 +4,7 @@ import { isOnline } from "../shared/index.js";
 export interface GuidanceInput {
   cluster: string;
   quorum: Quorum | null;
-  members: (MemberView & { effectiveStatus: string })[] | null;
+  members: (MemberView & { effectiveStatus: string; safetyStatus: string })[] | null;
   held: boolean;
   splits: string[];
 }

@@ -330,7 +330,9 @@ export class Reconciler {
     const before = r.facts;
     // A heartbeat read before a join may arrive after the report of that join: the newer reading wins.
     if (before && before.incus.observedAt > facts.incus.observedAt) return;
-    r.facts = facts;
+    // A daemon that does not answer says nothing about membership: keep what it said last.
+    r.facts = facts.incus.reachable || !before ? facts : { ...facts, incus: { ...facts.incus, clustered: before.incus.clustered, ...(before.incus.members ? { members: before.incus.members } : {}) } };
+    facts = r.facts;
     const changed =
       !before ||
       before.incus.clustered !== facts.incus.clustered ||
@@ -441,7 +443,8 @@ export class Reconciler {
       claim: this.claims.get(cluster) ?? null,
       op: this.ops.get(cluster) ?? null,
       nodes,
-      members: h.members?.map((m) => ({ name: m.name, status: m.effectiveStatus, roles: m.roles, description: m.description, failureDomain: m.failureDomain, groups: m.groups })) ?? null,
+      // Planning and refusals count members with silent agents as offline: the safe side.
+      members: h.members?.map((m) => ({ name: m.name, status: m.safetyStatus, roles: m.roles, description: m.description, failureDomain: m.failureDomain, groups: m.groups })) ?? null,
       hold: h.hold,
       clusterVersion: versions[0] ?? null,
       meta: this.metas.get(cluster) ?? { settingsApplied: null, resourcesApplied: [] },
@@ -783,7 +786,7 @@ export class Reconciler {
         this.events.publish(cluster, "action.refused", message, { node: member, data: { action, reasons: health.hold.reasons } });
         throw new FleetError(ErrorCode.HeldDegraded, message);
       }
-      const verdict = assessAction(members.map((m) => ({ name: m.name, status: m.effectiveStatus, roles: m.roles })), { kind: "evacuate", member, force });
+      const verdict = assessAction(members.map((m) => ({ name: m.name, status: m.safetyStatus, roles: m.roles })), { kind: "evacuate", member, force });
       if (!verdict.allowed) {
         const message = `evacuation of ${member} refused: ${verdict.reasons.join("; ")}`;
         this.events.publish(cluster, "action.refused", message, { node: member, data: { action, reasons: verdict.reasons, quorum: verdict.before } });
@@ -834,7 +837,7 @@ export class Reconciler {
     if (!spec) throw new FleetError(ErrorCode.UnknownCluster, `cluster '${cluster}' is not in the spec`);
     if (!memberOf(spec, member)) throw new FleetError(ErrorCode.UnknownMember, `'${member}' is not in the spec of cluster '${cluster}'`);
     const health = this.observer.health(cluster);
-    const members = (health.members ?? []).map((m) => ({ name: m.name, status: m.effectiveStatus, roles: m.roles }));
+    const members = (health.members ?? []).map((m) => ({ name: m.name, status: m.safetyStatus, roles: m.roles }));
     const verdict = assessAction(members, { kind: "remove", member, force });
     if (!verdict.allowed || (health.hold.held && !force)) {
       const reasons = verdict.allowed ? health.hold.reasons : verdict.reasons;

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
 import { incusMember, killLeftovers, removeStateDir, startIncusd, stopIncusd, INCUSD, type IncusMember } from "./incus-member.js";
 import { startNatsServer, type NatsServer } from "./nats-server.js";
+import type { DelayedLink } from "./delayed-link.js";
 import { createBridges, createHost, labNetwork, removeBridges, removeHost, removeStale, type HostLinks, type LabNetwork } from "./network.js";
 import { startDaemon, stopDaemon, systemEnv, waitFor, type Daemon } from "./processes.js";
 
@@ -19,6 +20,8 @@ export interface LabOptions {
   /** Names of bridges, namespaces and links start with this. */
   prefix: string;
   hosts: number;
+  /** Hosts (by index, from 1) whose cluster link goes through a relay that can be slowed down. */
+  delayedHosts?: number[];
   heartbeatIntervalMs?: number;
 }
 
@@ -63,6 +66,7 @@ export class FleetLab {
   readonly hosts: HostLinks[] = [];
   readonly members: IncusMember[] = [];
   readonly agents = new Map<string, Daemon>();
+  readonly delays = new Map<string, DelayedLink>();
   coordinator: Daemon | null = null;
   coordinatorUrl = "";
   private coordinatorPort = 0;
@@ -94,9 +98,10 @@ export class FleetLab {
       nats = await startNatsServer({ host: net.mgmtGateway });
       const lab = new FleetLab(options, net, nats, root);
       for (let i = 1; i <= options.hosts; i++) {
-        const host = await createHost(net, i);
+        const { host, delay } = await createHost(net, i, options.delayedHosts?.includes(i) ? { logDir: root } : undefined);
         lab.hosts.push(host);
         lab.members.push(incusMember(`node${i}`, host, root));
+        if (delay) lab.delays.set(`node${i}`, delay);
       }
       return lab;
     } catch (err) {
@@ -247,6 +252,7 @@ export class FleetLab {
     // One at a time: clustered daemons stopping together wait on each other's role handover.
     for (const m of [...this.members].reverse()) await attempt(() => stopIncusd(m, "graceful"));
     await attempt(() => this.nats.stop());
+    for (const d of this.delays.values()) await attempt(() => d.close());
     for (const h of this.hosts) await attempt(() => removeHost(h));
     await attempt(() => removeBridges(this.net));
     await attempt(() => killLeftovers(this.root));

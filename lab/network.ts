@@ -1,3 +1,4 @@
+import { DelayedLink } from "./delayed-link.js";
 import { run } from "./processes.js";
 
 /**
@@ -124,20 +125,37 @@ export async function createBridges(net: LabNetwork): Promise<void> {
   await addBridge(net.mgmtBridge, net.mgmtGateway);
 }
 
-export async function createHost(net: LabNetwork, index: number): Promise<HostLinks> {
+/**
+ * Creates a host: a namespace with a cluster link (eth0) and a management
+ * link (mgmt0). With `delayed`, the cluster link goes through a relay that
+ * can be made slow; otherwise both are plain veth pairs.
+ */
+export async function createHost(net: LabNetwork, index: number, delayed?: { logDir: string }): Promise<{ host: HostLinks; delay: DelayedLink | null }> {
   const h = hostLinks(net, index);
   await ip("netns", "add", h.namespace);
   await ip("-n", h.namespace, "link", "set", "lo", "up");
-  for (const [veth, inside, bridge, address] of [
-    [h.clusterVeth, "eth0", net.clusterBridge, h.clusterAddress],
-    [h.mgmtVeth, "mgmt0", net.mgmtBridge, h.mgmtAddress],
-  ] as const) {
+  let delay: DelayedLink | null = null;
+  if (delayed) {
+    delay = await DelayedLink.create({
+      bridgeTap: h.clusterVeth,
+      hostTap: `${net.prefix}d${index}`,
+      bridge: net.clusterBridge,
+      namespace: h.namespace,
+      address: `${h.clusterAddress}/${PREFIX_LENGTH}`,
+      logDir: delayed.logDir,
+    });
+  }
+  const links = [
+    ...(delay ? [] : [[h.clusterVeth, "eth0", net.clusterBridge, h.clusterAddress] as const]),
+    [h.mgmtVeth, "mgmt0", net.mgmtBridge, h.mgmtAddress] as const,
+  ];
+  for (const [veth, inside, bridge, address] of links) {
     await ip("link", "add", veth, "type", "veth", "peer", "name", inside, "netns", h.namespace);
     await ip("link", "set", veth, "master", bridge, "up");
     await ip("-n", h.namespace, "addr", "add", `${address}/${PREFIX_LENGTH}`, "dev", inside);
     await ip("-n", h.namespace, "link", "set", inside, "up");
   }
-  return h;
+  return { host: h, delay };
 }
 
 export async function removeHost(h: HostLinks): Promise<void> {
@@ -156,16 +174,15 @@ export async function setClusterLink(h: HostLinks, up: boolean): Promise<void> {
   await ip("link", "set", h.clusterVeth, up ? "up" : "down");
 }
 
-/** Drops TCP to a port inside a host's namespace with nftables, in one direction or both. */
-export async function blockPort(h: HostLinks, port: number, blocked: boolean): Promise<void> {
-  if (!blocked) {
-    await run("ip", ["netns", "exec", h.namespace, "nft", "delete", "table", "inet", "fleetlab"], { allowFail: true });
-    return;
-  }
-  const rules = `table inet fleetlab {
-  chain input { type filter hook input priority 0; policy accept; tcp dport ${port} drop; }
-  chain output { type filter hook output priority 0; policy accept; tcp dport ${port} drop; }
-}
-`;
+/**
+ * Drops TCP to a port inside a host's namespace with nftables: "inbound"
+ * blocks connections to the host's port, "both" also its connections out to
+ * that port elsewhere; "none" lifts the block.
+ */
+export async function blockPort(h: HostLinks, port: number, direction: "none" | "inbound" | "both"): Promise<void> {
+  await run("ip", ["netns", "exec", h.namespace, "nft", "delete", "table", "inet", "fleetlab"], { allowFail: true });
+  if (direction === "none") return;
+  const output = direction === "both" ? `\n  chain output { type filter hook output priority 0; policy accept; tcp dport ${port} drop; }` : "";
+  const rules = `table inet fleetlab {\n  chain input { type filter hook input priority 0; policy accept; tcp dport ${port} drop; }${output}\n}\n`;
   await run("ip", ["netns", "exec", h.namespace, "nft", "-f", "-"], { input: rules });
 }

@@ -57,3 +57,24 @@ export async function incusMembers(lab: FleetLab, on: string): Promise<{ name: s
     client.close();
   }
 }
+
+/** Fleet events as a WebSocket client of the coordinator receives them. */
+export async function socketEvents(t: ExecutionContext, lab: FleetLab, cluster?: string): Promise<FleetEvent[]> {
+  const { default: WebSocket } = await import("ws");
+  const ws = new WebSocket(`${lab.coordinatorUrl.replace("http", "ws")}/v1/events/stream${cluster ? `?cluster=${cluster}` : ""}`);
+  const events: FleetEvent[] = [];
+  ws.on("message", (data) => events.push(JSON.parse(data.toString()) as FleetEvent));
+  await new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  t.teardown(() => ws.close());
+  return events;
+}
+
+/** Asserts that the given kinds occur in the stream in this order (other events may come between). */
+export function inOrder(events: FleetEvent[], expected: { kind: string; node?: string }[]): boolean {
+  let i = 0;
+  for (const e of events) if (i < expected.length && e.kind === expected[i]!.kind && (!expected[i]!.node || e.node === expected[i]!.node)) i += 1;
+  return i === expected.length;
+}
