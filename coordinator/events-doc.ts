@@ -1,0 +1,49 @@
+/**
+ * Renders the fleet event reference (docs/events.md) from the event table,
+ * so the documentation cannot drift from what the coordinator publishes.
+ * Run: node dist/coordinator/events-doc.js > docs/events.md
+ */
+import { fileURLToPath } from "node:url";
+import { EventKinds, Subject, WIRE_VERSION } from "../shared/index.js";
+
+export function renderEventsDoc(): string {
+  const rows = Object.entries(EventKinds).map(([kind, k]) => `| \`${kind}\` | ${k.severity} | ${k.when} | ${k.data ? k.data.replace(/\|/g, "\\|") : "(none)"} |`);
+  return `# Fleet events
+
+The coordinator publishes every change of state as a fleet event.
+
+- **NATS subject:** \`${Subject.event("<cluster>", "<kind>")}\`; subscribe to
+  \`${Subject.eventsAll}\` for all, \`${Subject.eventsOf("<cluster>")}\` for one cluster.
+- **WebSocket:** \`GET /v1/events/stream?cluster=<name>&replay=<n>\` on the
+  coordinator streams the same events, in the order they were published,
+  filtered by cluster; \`replay\` first sends the last n.
+- **HTTP:** \`GET /v1/events?cluster=<name>&limit=<n>\` lists recent ones.
+
+Events are only published on a change (a link turning slow, an agent going
+silent), never on every heartbeat. No event carries a password, token or key.
+
+## Payload (wire version ${WIRE_VERSION})
+
+JSON, validated on receipt against the \`FleetEvent\` schema in \`shared/events.ts\`:
+
+| field | type | meaning |
+| --- | --- | --- |
+| \`id\` | string | unique: the publishing coordinator's boot id and \`seq\` |
+| \`seq\` | integer | rises by one per event from one coordinator; a gap means missed events |
+| \`at\` | string | ISO 8601 time of publication |
+| \`cluster\` | string | the cluster the event is about |
+| \`kind\` | string | one of the kinds below |
+| \`severity\` | string | \`info\`, \`warning\` or \`critical\` |
+| \`node\` | string, optional | the member the event is about |
+| \`message\` | string | one line for people |
+| \`data\` | object | the fields listed per kind below |
+
+## Kinds
+
+| kind | severity | published when | data |
+| --- | --- | --- | --- |
+${rows.join("\n")}
+`;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) process.stdout.write(renderEventsDoc());
