@@ -21,11 +21,11 @@ import {
 import type { AgentConfig } from "./config.js";
 import { runCommand } from "./commands.js";
 import { CoordinatorLink, type ClockSample } from "./coordinator-link.js";
-import { ensureBootstrapped, ensureHttpsAddress, ensureJoined } from "./formation.js";
+import { ensureBootstrapped, ensureJoined } from "./formation.js";
 import { HeartbeatCollector } from "./heartbeat.js";
 import { IncusClient } from "./incus-client.js";
 import { nodeFacts, readIncusFacts, runningMembershipOperation } from "./node-facts.js";
-import { runPreflight } from "./preflight.js";
+import { runPreflight, standInOnClusterPort, type PortStandIn } from "./preflight.js";
 
 const commandCodec = new WireCodec("Command", Command);
 const nudgeCodec = new WireCodec("Nudge", Nudge);
@@ -34,6 +34,8 @@ const encoder = new TextEncoder();
 /** Commands older than this (by the coordinator's clock as the agent measures it) are refused as replays. */
 const COMMAND_MAX_AGE_MS = 5 * 60_000;
 const REPORT_RETRY_LIMIT_MS = 60_000;
+/** How long the coordinator may hold a waiting agent's pull. */
+const LONG_POLL_MS = 10_000;
 /** How long an agent refused for its password or its name waits before asking again. */
 const REJECTED_RETRY_MS = 10_000;
 
@@ -61,6 +63,15 @@ export class FleetAgent {
   private dropped = 0;
   private loops: Promise<void>[] = [];
   private serverName: string;
+  /**
+   * The membership operation this process is running. Incus says "clustered"
+   * as soon as a join starts, so until the join returns the agent itself
+   * says it is busy.
+   */
+  private working: "bootstrapping" | "joining" | null = null;
+  /** Listens on the cluster port while the member waits to join, for the cluster's reverse check. */
+  private standIn: PortStandIn | null = null;
+  private firstFacts = true;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -105,6 +116,7 @@ export class FleetAgent {
     this.wake?.();
     for (const sub of this.subs) sub.unsubscribe();
     await Promise.allSettled(this.loops);
+    await this.releasePort();
     this.incus.close();
   }
 
@@ -132,6 +144,12 @@ export class FleetAgent {
   /** Reads the facts, first letting a bootstrap or join that was running when this agent (re)started finish. */
   private async facts(): Promise<NodeFacts> {
     let incus = await readIncusFacts(this.incus);
+    if (this.firstFacts && incus.clustered) {
+      // Restarted in the middle of our own join: Incus may already say clustered while the join still runs.
+      const op = await runningMembershipOperation(this.incus).catch(() => null);
+      if (op?.description === "Joining cluster" && op.location === "none") incus.busy = "joining";
+    }
+    this.firstFacts = false;
     if (incus.busy) {
       this.log.info({ busy: incus.busy }, "a membership operation is already running in Incus; waiting for it instead of starting another");
       const op = await runningMembershipOperation(this.incus).catch(() => null);
@@ -150,7 +168,9 @@ export class FleetAgent {
       let assignment: Assignment;
       try {
         const facts = await this.facts();
-        assignment = await this.link.pull(facts, preflight);
+        // While waiting its turn, the agent lets the coordinator hold its pull and answer the moment the turn comes.
+        const waiting = this.lastAssignment?.kind === "wait" && !preflight;
+        assignment = await this.link.pull(facts, preflight, waiting ? LONG_POLL_MS : 0);
         backoffMs = 100;
         lastError = "";
       } catch (err) {
@@ -164,6 +184,7 @@ export class FleetAgent {
         continue;
       }
       preflight = undefined;
+      if (assignment.kind !== "wait" && assignment.kind !== "prepare") await this.releasePort();
       if (this.lastAssignment?.kind !== assignment.kind) this.log.info({ assignment: assignment.kind, reason: "reason" in assignment ? assignment.reason : undefined }, "assignment");
       this.lastAssignment = assignment;
       switch (assignment.kind) {
@@ -177,6 +198,9 @@ export class FleetAgent {
           preflight = await this.prepare(assignment);
           break;
         case "wait":
+          // The next pull is held by the coordinator; a short pause only keeps a busy loop from forming.
+          await this.pause(Math.min(assignment.retryAfterMs, 50));
+          break;
         case "held":
         case "rejected":
           await this.pause(assignment.retryAfterMs);
@@ -189,9 +213,13 @@ export class FleetAgent {
     }
   }
 
+  private async releasePort(): Promise<void> {
+    await this.standIn?.close();
+    this.standIn = null;
+  }
+
   private async prepare(assignment: Extract<Assignment, { kind: "prepare" }>): Promise<PreflightReport> {
-    // The joiner listens on its cluster address before it joins, so the cluster can check it can reach it back.
-    await ensureHttpsAddress(this.incus, this.config.address).catch((err: unknown) => this.log.warn({ err: String(err) }, "could not set core.https_address"));
+    this.standIn ??= await standInOnClusterPort(this.config.address);
     const own = await readIncusFacts(this.incus);
     const report = await runPreflight({
       target: assignment.target,
@@ -200,6 +228,7 @@ export class FleetAgent {
       clockOffsetMs: this.clock?.offsetMs ?? null,
       limits: assignment.limits,
     });
+    if (this.standIn.problem) report.checks.unshift(this.standIn.problem);
     const failed = report.checks.filter((c) => !c.ok);
     if (failed.length > 0) this.log.warn({ failed }, "preflight failed");
     return report;
@@ -210,6 +239,7 @@ export class FleetAgent {
     let outcome: ReportOutcome;
     let detail: string;
     let code: string | undefined;
+    this.working = what === "bootstrap" ? "bootstrapping" : "joining";
     try {
       const result = await action();
       outcome = what === "bootstrap" ? "bootstrapped" : "joined";
@@ -221,12 +251,15 @@ export class FleetAgent {
       detail = e.message;
       code = e.code;
       this.log.error({ assignment: what, code: e.code, err: e.message }, `${what} failed`);
+    } finally {
+      this.working = null;
     }
     const deadline = Date.now() + REPORT_RETRY_LIMIT_MS;
     let delay = 100;
     while (!this.stopping) {
       try {
-        const facts = await this.facts();
+        // The next member waits for this report: GET /1.0 and the running operations are all it needs.
+        const facts = nodeFacts(this.config.address, await readIncusFacts(this.incus, this.config.incusTimeoutMs, { members: false }));
         await this.link.report({ outcome, assignment: what, detail, ...(code ? { code } : {}), durationMs: Date.now() - started, facts });
         return;
       } catch (err) {
@@ -251,6 +284,7 @@ export class FleetAgent {
             () => this.nc.rtt().catch(() => null),
             { offsetMs: this.clock?.offsetMs ?? null, rttMs: this.clock?.rttMs ?? null },
           );
+          if (this.working) body.incus.busy = this.working;
           if (!this.stopping) this.link.publishHeartbeat(body);
         } catch (err) {
           this.log.warn({ err: String(err) }, "heartbeat failed");
@@ -275,8 +309,10 @@ export class FleetAgent {
     for (const [id, at] of this.seenCommands) if (Date.now() - at > COMMAND_MAX_AGE_MS * 2) this.seenCommands.delete(id);
 
     let reply: { ok: true; inReplyTo: string; result: CommandResult } | { ok: false; inReplyTo: string; error: { code: string; message: string } };
+    const started = Date.now();
     try {
       const result = await runCommand({ incus: this.incus, keys: this.keys, cluster: this.config.cluster, address: this.config.address }, command.body);
+      this.log.debug({ command: command.body.kind, ms: Date.now() - started }, "command done");
       reply = { ok: true, inReplyTo: command.id, result };
     } catch (err) {
       const e = err instanceof FleetError ? err : new FleetError(ErrorCode.Incus, String(err));

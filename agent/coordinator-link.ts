@@ -66,9 +66,9 @@ export class CoordinatorLink {
     return this.seq[channel];
   }
 
-  private async ask(subject: string, payload: unknown): Promise<Uint8Array> {
+  private async ask(subject: string, payload: unknown, extraMs = 0): Promise<Uint8Array> {
     try {
-      const msg = await this.nc.request(subject, json(payload), { timeout: this.timeoutMs });
+      const msg = await this.nc.request(subject, json(payload), { timeout: this.timeoutMs + extraMs });
       return msg.data;
     } catch (cause) {
       throw new FleetError(ErrorCode.Timeout, `no answer from the coordinator on ${subject}`, { cause });
@@ -106,13 +106,17 @@ export class CoordinatorLink {
     return assignment;
   }
 
-  /** Pulls the current assignment, enrolling first when the coordinator does not know this process. */
-  async pull(facts: NodeFacts, preflight?: PreflightReport): Promise<Assignment> {
+  /**
+   * Pulls the current assignment, enrolling first when the coordinator does
+   * not know this process. With `waitMs`, a "wait" may be held by the
+   * coordinator and answered as soon as something changes.
+   */
+  async pull(facts: NodeFacts, preflight?: PreflightReport, waitMs = 0): Promise<Assignment> {
     if (!this.enrolled) return this.enroll(facts);
     const seq = this.nextSeq("request");
-    const body = { cluster: this.cluster, node: this.node, instance: this.instance, seq, facts, ...(preflight ? { preflight } : {}) };
+    const body = { cluster: this.cluster, node: this.node, instance: this.instance, seq, facts, ...(preflight ? { preflight } : {}), ...(waitMs > 0 ? { waitMs } : {}) };
     try {
-      return this.openAssignment(await this.ask(Subject.assign, signed(this.keys.mac, MacPurpose.Assign, body)), String(seq));
+      return this.openAssignment(await this.ask(Subject.assign, signed(this.keys.mac, MacPurpose.Assign, body), waitMs), String(seq));
     } catch (err) {
       if (err instanceof FleetError && err.code === ErrorCode.SessionUnknown) return this.enroll(facts);
       throw err;

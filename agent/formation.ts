@@ -19,14 +19,6 @@ export function tokenAssociatedData(cluster: string, node: string): string {
   return `${cluster}/${node}`;
 }
 
-/** Sets this member's own listener, once, before it bootstraps or joins. */
-export async function ensureHttpsAddress(incus: IncusClient, address: string): Promise<void> {
-  const server = await incus.server();
-  if (server.environment.server_clustered) return;
-  if (server.config["core.https_address"] === address) return;
-  await incus.patchServerConfig({ "core.https_address": address });
-}
-
 /**
  * Enables clustering on this member, unless it already is clustered: a second
  * `cluster enable` is exactly what must never happen.
@@ -67,9 +59,7 @@ export async function ensureJoined(incus: IncusClient, keys: ClusterKeys, cluste
       `the cluster certificate (${fingerprint.slice(0, 12)}…) does not match the join token (${fields.fingerprint.slice(0, 12)}…); refusing to join`,
     );
   }
-  if (server.config["core.https_address"] !== assignment.address) {
-    await incus.patchServerConfig({ "core.https_address": assignment.address });
-  }
+  // The join itself opens the member's listener on its server address; setting it beforehand only slows the join.
   try {
     await incus.joinCluster({
       serverName: assignment.serverName,

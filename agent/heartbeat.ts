@@ -42,6 +42,7 @@ export class HeartbeatCollector {
   private cursor = 0;
   private lastView: ClusterView | null = null;
   private lastSentView = "";
+  private slow: [PoolState[], { total: number; running: number }] | null = null;
   private poolSpace = new Map<string, { usedBytes: number; totalBytes: number }>();
   private beats = 0;
 
@@ -80,7 +81,7 @@ export class HeartbeatCollector {
     try {
       const pools = await this.incus.storagePools();
       // Space needs one call per pool; refreshing it every tenth beat keeps the beat cheap.
-      if (this.beats % 10 === 1) {
+      if (this.beats % 50 === 1) {
         await Promise.all(
           pools.map(async (p) => {
             try {
@@ -136,7 +137,9 @@ export class HeartbeatCollector {
       this.probePeers(this.lastView ?? undefined),
       natsRtt(),
     ]);
-    const [pools, instances] = await Promise.all([this.pools(incus), this.instances(incus)]);
+    // Pools and instances change slowly and cost database reads on every member: every fifth beat is enough.
+    if (this.beats % 5 === 1 || !this.slow) this.slow = await Promise.all([this.pools(incus), this.instances(incus)]);
+    const [pools, instances] = this.slow;
     if (view?.ok) {
       incus.members = view.members.map((m) => m.name);
       this.lastView = view;

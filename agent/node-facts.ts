@@ -29,16 +29,19 @@ export async function readIncusFacts(incus: IncusClient, timeoutMs = 5_000, opti
       clustered: server.environment.server_clustered,
       httpsAddress: server.config["core.https_address"] ?? "",
     };
-    if (facts.clustered && options.members) {
-      try {
-        facts.members = (await incus.members({ timeoutMs })).map((m) => m.server_name);
-      } catch {
-        // A clustered member cut off from the database still answers GET /1.0; its view comes with the heartbeat.
-      }
-    } else if (!facts.clustered) {
-      const op = await runningMembershipOperation(incus);
-      if (op) facts.busy = MEMBERSHIP_OPERATIONS[op.description];
-    }
+    // A clustered member lists every member's operations, so only an unclustered one can read its own join from them;
+    // the agent marks itself busy while it runs one (see FleetAgent).
+    const [op] = await Promise.all([
+      facts.clustered ? null : runningMembershipOperation(incus).catch(() => null),
+      facts.clustered && options.members
+        ? incus.members({ timeoutMs }).then(
+            (members) => void (facts.members = members.map((m) => m.server_name)),
+            // A clustered member cut off from the database still answers GET /1.0; its view comes with the heartbeat.
+            () => undefined,
+          )
+        : undefined,
+    ]);
+    if (op) facts.busy = MEMBERSHIP_OPERATIONS[op.description];
     return facts;
   } catch (err) {
     return { observedAt, reachable: false, clustered: false, error: err instanceof Error ? err.message : String(err) };

@@ -1,4 +1,5 @@
-import type { PreflightCheck, PreflightReport } from "../shared/index.js";
+import { createServer } from "node:net";
+import { parseAddress, type PreflightCheck, type PreflightReport } from "../shared/index.js";
 import { probeTcp } from "./tcp-probe.js";
 
 export interface PreflightInput {
@@ -67,4 +68,38 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightRepo
     );
   }
   return { target: target.address, at: new Date().toISOString(), checks };
+}
+
+export interface PortStandIn {
+  /** Why the stand-in could not listen, when that says something is wrong with this host's address. */
+  problem: PreflightCheck | null;
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on this member's cluster address while it waits to join, so that
+ * the cluster can check it can reach the member back before a token is
+ * spent. Incus itself is left alone until the join: setting its address
+ * early measurably slows the join down. If Incus already listens there, it
+ * answers the check itself.
+ */
+export async function standInOnClusterPort(address: string): Promise<PortStandIn> {
+  const target = parseAddress(address);
+  if (!target) return { problem: { name: "port", ok: false, detail: `'${address}' is not an address` }, close: async () => undefined };
+  const server = createServer((socket) => socket.destroy());
+  const error = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+    server.once("error", resolve);
+    server.listen({ host: target.host, port: target.port, exclusive: true }, () => resolve(null));
+  });
+  const close = () => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+  if (!error || error.code === "EADDRINUSE") return { problem: null, close };
+  return {
+    problem: {
+      name: "port",
+      ok: false,
+      detail: `cannot listen on ${address}: ${error.code ?? error.message}`,
+      fix: error.code === "EADDRNOTAVAIL" ? `${target.host} is not an address of this host: fix node.address in the agent's configuration` : `check what holds port ${target.port} on this host`,
+    },
+    close,
+  };
 }

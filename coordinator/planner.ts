@@ -100,9 +100,8 @@ const WAIT_LONG_MS = 5_000;
 /** Whether a node's Incus is clustered into this cluster (not into some other). */
 export function isClusteredHere(snapshot: ClusterSnapshot, node: string): boolean {
   const facts = snapshot.nodes[node]?.facts;
-  if (!facts?.incus.clustered) {
-    return false;
-  }
+  // A member whose join is still running is not a member yet, whatever else says so.
+  if (!facts?.incus.clustered || facts.incus.busy) return false;
   const names = new Set(snapshot.spec.members.map((m) => m.name));
   if (snapshot.members?.some((m) => m.name === node)) return true;
   const known = facts.incus.members;
@@ -133,10 +132,12 @@ function backoffLeft(limits: PlannerLimits, n: NodeSnapshot, now: number): numbe
   return Math.max(0, n.lastFailureAt + delay - now);
 }
 
-function preflightState(limits: PlannerLimits, n: NodeSnapshot, target: string, now: number): "missing" | "passed" | "failed" {
+function preflightState(limits: PlannerLimits, n: NodeSnapshot, target: string, now: number, notBefore = 0): "missing" | "passed" | "failed" {
   if (!n.preflight || n.preflightAt === null || n.preflight.target !== target) return "missing";
   if (now - n.preflightAt > limits.preflightFreshMs) return "missing";
-  return n.preflight.checks.every((c) => c.ok) ? "passed" : "failed";
+  if (n.preflight.checks.every((c) => c.ok)) return "passed";
+  // A check that failed while the cluster was still being created proves nothing: run it again.
+  return n.preflightAt < notBefore ? "missing" : "failed";
 }
 
 /** Member-specific keys a joiner must bring for the pools and networks the cluster already has. */
@@ -179,11 +180,15 @@ export function planCluster(snapshot: ClusterSnapshot, limits: PlannerLimits = D
     const chosen = claim ? present.find((m) => m.name === claim.node) ?? bootstrapMemberOf(spec) : bootstrapMemberOf(spec);
     const b = snapshot.nodes[chosen.name];
     const bReady = isReady(b);
+    // While the bootstrap runs, the first joiner already checks it can reach the bootstrap member.
+    const firstJoiner = claim ? present.find((m) => m.name !== chosen.name && isReady(snapshot.nodes[m.name]))?.name : undefined;
     for (const m of present) {
       if (m.name === chosen.name) {
         decisions[m.name] = bReady
           ? { kind: "bootstrap", reason: claim ? "finishing the bootstrap it was given" : "chosen to bootstrap the cluster" }
           : { kind: "wait", reason: `Incus on ${m.name} is not reachable; it cannot bootstrap yet`, retryAfterMs: WAIT_SHORT_MS };
+      } else if (m.name === firstJoiner && bReady && preflightState(limits, snapshot.nodes[m.name]!, chosen.address, now) === "missing") {
+        decisions[m.name] = { kind: "prepare", target: { node: chosen.name, address: chosen.address }, reason: `first to join once ${chosen.name} has bootstrapped` };
       } else {
         const why = !b?.enrolled ? `its agent has not enrolled yet` : !bReady ? `it is not ready` : claim ? `bootstrapping` : `about to bootstrap`;
         decisions[m.name] = { kind: "wait", reason: `waiting for ${chosen.name} to bootstrap the cluster (${why})`, retryAfterMs: WAIT_LONG_MS };
@@ -199,6 +204,7 @@ export function planCluster(snapshot: ClusterSnapshot, limits: PlannerLimits = D
 
   // ---------------------------------------------------------------- joins
   const sponsor = pickSponsor(snapshot);
+  const formedAt = Date.parse(claim.completedAt) || 0;
   const pending = present.filter((m) => !clustered.has(m.name));
   const joinOp = op?.kind === "join" ? op : null;
   const eligible = pending.filter((m) => {
@@ -206,7 +212,7 @@ export function planCluster(snapshot: ClusterSnapshot, limits: PlannerLimits = D
     if (!isReady(n) || n.facts?.incus.busy) return false;
     if (joinOp && joinOp.node === m.name) return true;
     if (backoffLeft(limits, n, now) > 0) return false;
-    return !(sponsor && preflightState(limits, n, sponsor.address, now) === "failed");
+    return !(sponsor && preflightState(limits, n, sponsor.address, now, formedAt) === "failed");
   });
   const nextJoiner = joinOp && pending.some((m) => m.name === joinOp.node) ? joinOp.node : (eligible.find((m) => m.name !== op?.node)?.name ?? null);
   const afterNext = eligible.find((m) => m.name !== nextJoiner && m.name !== op?.node)?.name ?? null;
@@ -225,7 +231,7 @@ export function planCluster(snapshot: ClusterSnapshot, limits: PlannerLimits = D
       decisions[m.name] = { kind: "wait", reason: "no healthy member can mint a join token right now", retryAfterMs: WAIT_SHORT_MS };
       continue;
     }
-    const pf = preflightState(limits, n, sponsor.address, now);
+    const pf = preflightState(limits, n, sponsor.address, now, formedAt);
     if (pf === "failed") {
       const checks = n.preflight!.checks;
       const failed = checks.filter((c) => !c.ok);

@@ -17,6 +17,7 @@ import {
   type ChallengeRequest,
   type ClusterKeys,
   type ClusterSpec,
+  type CommandResult,
   type EvacuationMode,
   type FleetSpec,
   type Heartbeat,
@@ -49,6 +50,8 @@ export const DEFAULT_RECONCILER_OPTIONS: ReconcilerOptions = { limits: DEFAULT_L
 
 const encoder = new TextEncoder();
 const RETRY_STEP_MS = 5_000;
+/** A token minted ahead is used only this fresh; Incus tokens live far longer, but plans change. */
+const PREMINT_MAX_AGE_MS = 60_000;
 
 export interface MaintenanceResult {
   member: string;
@@ -86,6 +89,10 @@ export class Reconciler {
   private readonly stepBackoff = new Map<string, number>();
   private readonly refusals = new Map<string, string>();
   private readonly rejections = new Map<string, number>();
+  /** Pulls of waiting agents, held until something changes in their cluster or they time out. */
+  private readonly parked = new Map<string, Set<{ node: string; deciding: boolean; reply: (assignment: Assignment) => void; timer: NodeJS.Timeout }>>();
+  /** Tokens minted ahead for the member next in line, while the current join runs. */
+  private readonly preminted = new Map<string, { node: string; sponsor: string; at: number; token: Promise<Extract<CommandResult, { kind: "mint-token" }>> }>();
   private timer: NodeJS.Timeout | null = null;
   private stopWatching: (() => void) | null = null;
   private stopped = false;
@@ -118,6 +125,7 @@ export class Reconciler {
         if (key === "bootstrap") this.claims.set(cluster, (value as BootstrapClaim | null) ?? this.claims.get(cluster) ?? null);
         else if (key === "op") this.ops.set(cluster, value as MembershipOp | null);
         else if (value) this.metas.set(cluster, value as ClusterMeta);
+        if (key !== "meta") this.wake(cluster);
       },
     });
     this.timer = setInterval(() => void this.tick(), this.options.tickMs);
@@ -127,6 +135,7 @@ export class Reconciler {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.stopWatching?.();
+    for (const set of this.parked.values()) for (const entry of set) entry.reply({ kind: "wait", reason: "the coordinator is stopping", retryAfterMs: 500 });
     await this.mutex.idle();
   }
 
@@ -274,11 +283,51 @@ export class Reconciler {
   }
 
   async assign(req: AssignRequest): Promise<AssignReply> {
+    const started = performance.now();
     this.authenticate(req, "request", MacPurpose.Assign);
     this.observer.touch(req.cluster, req.node);
     await this.absorbFacts(req.cluster, req.node, req.facts);
     if (req.preflight) await this.absorbPreflight(req.cluster, req.node, req.facts, req.preflight);
-    return this.signReply(req.cluster, String(req.seq), await this.decide(req.cluster, req.node));
+    let assignment = await this.decide(req.cluster, req.node);
+    if (assignment.kind === "wait" && req.waitMs && !this.stopped) assignment = await this.park(req.cluster, req.node, req.waitMs);
+    this.log.debug({ cluster: req.cluster, node: req.node, assignment: assignment.kind, reason: "reason" in assignment ? assignment.reason : undefined, ms: Math.round(performance.now() - started) }, "assigned");
+    return this.signReply(req.cluster, String(req.seq), assignment);
+  }
+
+  /** Holds a waiting agent's pull until the cluster changes (then decides again) or the wait is over. */
+  private park(cluster: string, node: string, waitMs: number): Promise<Assignment> {
+    return new Promise((resolve) => {
+      const set = this.parked.get(cluster) ?? new Set();
+      this.parked.set(cluster, set);
+      const entry = {
+        node,
+        deciding: false,
+        reply: (assignment: Assignment) => {
+          clearTimeout(entry.timer);
+          set.delete(entry);
+          resolve(assignment);
+        },
+        timer: setTimeout(() => void this.decide(cluster, node).then((a) => entry.reply(a), () => entry.reply({ kind: "wait", reason: "try again", retryAfterMs: 1_000 })), Math.min(waitMs, 30_000)),
+      };
+      set.add(entry);
+    });
+  }
+
+  /** Something changed in a cluster: the parked agents whose answer is no longer "wait" get it now. */
+  private wake(cluster: string): void {
+    for (const entry of [...(this.parked.get(cluster) ?? [])]) {
+      // One decision at a time per held pull: two could each mint a token, and the second would cancel the first.
+      if (entry.deciding) continue;
+      entry.deciding = true;
+      void this.decide(cluster, entry.node)
+        .then(
+          (a) => {
+            if (a.kind !== "wait" || this.stopped) entry.reply(a);
+          },
+          () => undefined,
+        )
+        .finally(() => (entry.deciding = false));
+    }
   }
 
   async report(report: Report): Promise<void> {
@@ -314,8 +363,8 @@ export class Reconciler {
     this.observer.ingest(hb);
     const r = this.records.get(`${hb.cluster}/${hb.node}`);
     // Heartbeats carry the same Incus facts as a pull; a change in membership must not wait for the next pull.
-    if (r?.facts && (r.facts.incus.clustered !== hb.incus.clustered || r.facts.incus.reachable !== hb.incus.reachable || r.facts.incus.version !== hb.incus.version)) {
-      void this.absorbFacts(hb.cluster, hb.node, { ...r.facts, incus: { ...hb.incus, busy: undefined } });
+    if (r?.facts && (r.facts.incus.clustered !== hb.incus.clustered || r.facts.incus.reachable !== hb.incus.reachable || r.facts.incus.version !== hb.incus.version || r.facts.incus.busy !== hb.incus.busy)) {
+      void this.absorbFacts(hb.cluster, hb.node, { ...r.facts, incus: hb.incus });
     }
   }
 
@@ -341,6 +390,7 @@ export class Reconciler {
       before.incus.busy !== facts.incus.busy ||
       before.address !== facts.address;
     if (changed) await this.saveRecord(r);
+    if (facts.incus.busy) return;
     if (!facts.incus.clustered) {
       if (r.state === NodeState.Member && before?.incus.clustered && facts.incus.reachable) {
         await this.setState(cluster, node, NodeState.Retired, "Incus reports this member is no longer clustered");
@@ -486,6 +536,7 @@ export class Reconciler {
         case "wait": {
           const r = this.recordOf(cluster, node);
           if (r.state !== NodeState.Failed && r.state !== NodeState.Held) await this.setState(cluster, node, NodeState.Waiting, d.reason);
+          if (snap.op?.kind === "join" && snap.op.sponsor && !this.preminted.has(cluster)) this.premintNext(snap, snap.op.node, snap.op.sponsor);
           return d;
         }
         case "held":
@@ -527,7 +578,8 @@ export class Reconciler {
       this.ops.set(cluster, op);
     }
     try {
-      const minted = await this.commander.run(cluster, sponsor, { kind: "mint-token", joiner: node });
+      const minted = await this.tokenFor(cluster, node, sponsor);
+      this.premintNext(snap, node, sponsor);
       await this.setState(cluster, node, NodeState.Joining, `joining through ${sponsor}`);
       this.events.publish(cluster, "join.started", `${node} joins through ${sponsor}`, { node, data: { via: sponsor, clusterAddress: minted.clusterAddress } });
       return {
@@ -545,6 +597,31 @@ export class Reconciler {
       this.log.warn({ cluster, node, sponsor, err: message }, "join postponed");
       return { kind: "wait", reason: message, retryAfterMs: 1_000 };
     }
+  }
+
+  /** A token minted ahead for this joiner if there is a fresh one from the same sponsor, else a new one. */
+  private async tokenFor(cluster: string, node: string, sponsor: string): Promise<Extract<CommandResult, { kind: "mint-token" }>> {
+    const ready = this.preminted.get(cluster);
+    this.preminted.delete(cluster);
+    if (ready && ready.node === node && ready.sponsor === sponsor && Date.now() - ready.at < PREMINT_MAX_AGE_MS) {
+      const token = await ready.token.catch(() => null);
+      if (token) return token;
+    }
+    return this.commander.run(cluster, sponsor, { kind: "mint-token", joiner: node });
+  }
+
+  /**
+   * Mints the token of the member after this one while this one joins:
+   * minting does not touch membership, so it may overlap a join, and the
+   * next join then starts without waiting for it.
+   */
+  private premintNext(snap: ClusterSnapshot, joining: string, sponsor: string): void {
+    const next = planCluster({ ...snap, op: { id: "", kind: "join", node: joining, startedAt: new Date().toISOString() } }, this.options.limits);
+    const candidate = Object.entries(next.decisions).find(([name, d]) => name !== joining && d.kind === "wait" && snap.nodes[name]?.preflight?.checks.every((c) => c.ok))?.[0];
+    if (!candidate) return;
+    const token = this.commander.run(snap.spec.name, sponsor, { kind: "mint-token", joiner: candidate });
+    token.catch(() => undefined);
+    this.preminted.set(snap.spec.name, { node: candidate, sponsor, at: Date.now(), token });
   }
 
   private async completeBootstrap(cluster: string, node: string, detail: string): Promise<void> {
@@ -578,6 +655,7 @@ export class Reconciler {
   }
 
   nudge(cluster: string, reason: string): void {
+    this.wake(cluster);
     if (!this.nc.isClosed()) this.nc.publish(Subject.nudge(cluster), encoder.encode(JSON.stringify({ cluster, reason })));
   }
 

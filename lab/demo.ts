@@ -20,7 +20,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ")).join("\n");
 }
 
-const lab = await FleetLab.create({ slot: 15, prefix: "demo", hosts: MEMBERS });
+const lab = await FleetLab.create({ slot: 14, prefix: "demo", hosts: MEMBERS });
 let failed = false;
 try {
   say(`network: cluster ${cidrOf(lab.net.cluster)}, management ${cidrOf(lab.net.mgmt)}; NATS at ${lab.nats.url}`);

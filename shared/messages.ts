@@ -101,6 +101,8 @@ export const AssignRequest = Type.Object({
   ...Signed,
   facts: NodeFacts,
   preflight: Type.Optional(PreflightReport),
+  /** A waiting agent may let the coordinator hold the request this long and answer as soon as its turn comes. */
+  waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 30_000 })),
 });
 export type AssignRequest = Static<typeof AssignRequest>;
 

@@ -26,7 +26,7 @@ test("agents enroll with a proof of the password, pull their roles, and the boot
 
   t.like(await n1.enroll(facts(false, "192.0.2.11:8443")), { kind: "bootstrap", serverName: "n1", address: "192.0.2.11:8443" });
   t.like(await n1.pull(facts(false, "192.0.2.11:8443")), { kind: "bootstrap" }, "asking again gives the same bootstrap, never another member's");
-  t.like(await n2.pull(facts(false, "192.0.2.12:8443")), { kind: "wait" });
+  t.like(await n2.pull(facts(false, "192.0.2.12:8443")), { kind: "prepare", target: { node: "n1" } }, "the first joiner checks its path to n1 while n1 bootstraps");
 
   await n1.report({ outcome: "bootstrapped", assignment: "bootstrap", detail: "ok", durationMs: 5, facts: facts(true, "192.0.2.11:8443", ["n1"]) });
   t.like(await n2.pull(facts(false, "192.0.2.12:8443")), { kind: "prepare", target: { node: "n1", address: "192.0.2.11:8443" } });

@@ -27,7 +27,7 @@ test("while the bootstrap member's agent has not enrolled, nobody bootstraps", (
 test("a stored claim wins over the spec's choice", (t) => {
   const plan = planCluster(snapshotOf(spec3, [node("node1", facts(false)), node("node2", facts(false))], { claim: { node: "node2", claimedAt: "t" } }));
   t.is(plan.decisions.node2?.kind, "bootstrap");
-  t.is(plan.decisions.node1?.kind, "wait");
+  t.like(plan.decisions.node1, { kind: "prepare", target: { node: "node2" } }, "the first joiner checks its way to the bootstrap member meanwhile");
   t.is(plan.phase, "bootstrapping");
 });
 
@@ -68,6 +68,14 @@ test("a failed preflight holds the member with the failing check and lets the ne
   t.like(plan.decisions.node2, { kind: "held" });
   t.regex((plan.decisions.node2 as { reason: string }).reason, /preflight failed: cannot reach node1/);
   t.like(plan.decisions.node3, { kind: "join" });
+});
+
+test("a preflight that failed before the bootstrap finished is run again, not held against the member", (t) => {
+  const failing = { target: "192.0.2.11:8443", at: "t", checks: [{ name: "port" as const, ok: false, detail: "refused" }] };
+  const claim = { node: "node1", claimedAt: "t", completedAt: new Date(1_000_000 - 100).toISOString() };
+  const nodes = [node("node1", facts(true, ["node1"])), node("node2", facts(false), { preflight: failing, preflightAt: 1_000_000 - 200 })];
+  const plan = planCluster(snapshotOf(specOf(["node1", "node2"]), nodes, { claim, members: clusteredView(["node1"]) }));
+  t.is(plan.decisions.node2?.kind, "prepare");
 });
 
 test("a stale preflight is run again before joining", (t) => {
