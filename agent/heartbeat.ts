@@ -140,10 +140,8 @@ export class HeartbeatCollector {
     // Pools and instances change slowly and cost database reads on every member: every fifth beat is enough.
     if (this.beats % 5 === 1 || !this.slow) this.slow = await Promise.all([this.pools(incus), this.instances(incus)]);
     const [pools, instances] = this.slow;
-    if (view?.ok) {
-      incus.members = view.members.map((m) => m.name);
-      this.lastView = view;
-    }
+    // The member list travels in the view; heartbeats do not repeat it in the facts.
+    if (view?.ok) this.lastView = view;
     const signature = view ? JSON.stringify(view) : "";
     const sendView = !!view && (signature !== this.lastSentView || this.beats % 10 === 0);
     this.lastSentView = signature;

@@ -15,6 +15,11 @@ export function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/** Math.max(...values) overflows the stack past about a hundred thousand values. */
+export function maxOf(values: number[]): number {
+  return values.reduce((a, b) => (b > a ? b : a), -Infinity);
+}
+
 export const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 /** Reads `--name value` from argv, with a default. */

@@ -64,7 +64,7 @@ export class Coordinator {
     });
     const r = reconciler;
     observer.setRelevance((cluster, node, live) => {
-      if (live.heartbeat?.incus.clustered) return true;
+      if (live.last?.incus.clustered) return true;
       const spec = clusterOf(r.spec(), cluster);
       return !!spec?.members.some((m) => m.name === node && m.present);
     });
@@ -78,7 +78,7 @@ export class Coordinator {
     const app = await buildApp({ reconciler, status, events, metrics, nc, apiToken: config.apiToken, log });
     await app.listen({ host: config.httpHost, port: config.httpPort });
     const coordinator = new Coordinator(nc, reconciler, observer, events, metrics, status, endpoints, app, log);
-    coordinator.sweepTimer = setInterval(() => observer.sweep(), SWEEP_MS);
+    coordinator.sweepTimer = setInterval(() => void observer.sweep(), SWEEP_MS);
     log.info({ http: coordinator.url, nats: config.natsServers, clusters: reconciler.spec().clusters.map((c) => c.name) }, "coordinator started");
     return coordinator;
   }

@@ -3,6 +3,7 @@ import {
   quorumOf,
   type ClusterView,
   type Heartbeat,
+  type IncusFacts,
   type MemberView,
   type Quorum,
 } from "../shared/index.js";
@@ -34,9 +35,16 @@ export interface NodeLive {
   lastSeenAt: number;
   lastHeartbeatAt: number | null;
   intervalMs: number;
-  heartbeat: Heartbeat | null;
+  /**
+   * The latest of what the agent reported, small and kept: the parsed
+   * heartbeat itself is let go at once, so that thousands of them a second
+   * die young instead of filling the old generation of the heap.
+   */
+  last: { incus: IncusFacts; clockOffsetMs: number | null; instances: { total: number; running: number } } | null;
   /** The last full view the agent sent; heartbeats only carry it when it changed. */
   view: ClusterView | null;
+  /** Who is online with which roles in that view, as one string: agents that agree have equal signatures. */
+  viewSignature: string;
   /** The last view it could read, and when: what the cluster looked like before its database stopped answering. */
   lastGood: { view: ClusterView; at: number } | null;
   lost: boolean;
@@ -103,6 +111,10 @@ interface ClusterTrack {
 }
 
 const linkKey = (from: string, to: string) => `${from}>${to}`;
+/** Every cluster is re-evaluated at least this often, even when no heartbeat changed anything. */
+const FULL_SWEEP_MS = 5_000;
+const MAX_VIEWS_PER_CLUSTER = 16;
+const MIN_EVALUATION_GAP_MS = 1_000;
 
 /**
  * Keeps what the agents last said and turns it into health: lost agents and
@@ -114,6 +126,14 @@ export class FleetObserver {
   private readonly nodes = new Map<string, NodeLive>();
   private readonly tracks = new Map<string, ClusterTrack>();
   private readonly links = new Map<string, Map<string, Link>>();
+  private readonly cached = new Map<string, { at: number; health: ClusterHealth }>();
+  private readonly evaluationCount = new Map<string, number>();
+  /** One object per distinct view per cluster: fifty members reporting the same view share it. */
+  private readonly views = new Map<string, Map<string, ClusterView>>();
+  /** Clusters where a heartbeat changed something since the last sweep; only they are evaluated at once. */
+  private readonly dirty = new Set<string>();
+  private lastFullSweep = 0;
+  private sweeping = false;
   /** Which agents speak for a cluster; a retired host that still heartbeats does not. */
   private relevant: (cluster: string, node: string, live: NodeLive) => boolean = () => true;
 
@@ -130,7 +150,7 @@ export class FleetObserver {
     const k = this.key(cluster, node);
     let n = this.nodes.get(k);
     if (!n) {
-      n = { cluster, node, lastSeenAt: now, lastHeartbeatAt: null, intervalMs: this.options.defaultIntervalMs, heartbeat: null, view: null, lastGood: null, lost: false };
+      n = { cluster, node, lastSeenAt: now, lastHeartbeatAt: null, intervalMs: this.options.defaultIntervalMs, last: null, view: null, viewSignature: "", lastGood: null, lost: false };
       this.nodes.set(k, n);
     }
     return n;
@@ -164,6 +184,7 @@ export class FleetObserver {
     n.lastSeenAt = now;
     if (n.lost) {
       n.lost = false;
+      this.dirty.add(cluster);
       this.events.publish(cluster, "agent.returned", `agent of ${node} is back`, { node });
     }
   }
@@ -177,13 +198,21 @@ export class FleetObserver {
 
   ingest(hb: Heartbeat, now = Date.now()): void {
     const n = this.live(hb.cluster, hb.node, now);
-    const previous = n.heartbeat;
+    const previous = n.last;
+    const signatureBefore = n.viewSignature;
     this.touch(hb.cluster, hb.node, now);
     n.lastHeartbeatAt = now;
     n.intervalMs = hb.intervalMs > 0 ? hb.intervalMs : this.options.defaultIntervalMs;
-    n.heartbeat = hb;
-    if (hb.view) n.view = hb.view;
-    if (hb.view?.ok) n.lastGood = { view: hb.view, at: now };
+    const { members: _members, ...incus } = hb.incus;
+    n.last = { incus, clockOffsetMs: hb.clock.offsetMs, instances: { total: hb.instances.total, running: hb.instances.running } };
+    if (hb.view) {
+      const view = this.intern(hb.cluster, hb.view);
+      // The heartbeat itself is kept for its other fields; its copy of the view goes.
+      delete hb.view;
+      n.view = view;
+      n.viewSignature = view.ok ? view.members.map((m) => `${m.name}:${isOnline(m.status)}:${m.roles.join("+")}`).sort().join("|") : "";
+    }
+    if (n.view?.ok) n.lastGood = { view: n.view, at: now };
     // An unreachable daemon says nothing about membership; only one that answers "not clustered" does.
     if (hb.incus.reachable && !hb.incus.clustered) {
       n.view = null;
@@ -202,25 +231,72 @@ export class FleetObserver {
       links = new Map();
       this.links.set(hb.cluster, links);
     }
+    let changed =
+      !previous ||
+      previous.incus.reachable !== hb.incus.reachable ||
+      previous.incus.clustered !== hb.incus.clustered ||
+      previous.incus.version !== hb.incus.version ||
+      signatureBefore !== n.viewSignature ||
+      (previous.clockOffsetMs !== null && hb.clock.offsetMs !== null && Math.abs(previous.clockOffsetMs) > this.options.clockOffsetLimitMs !== Math.abs(hb.clock.offsetMs) > this.options.clockOffsetLimitMs);
     for (const p of hb.latency.peers) {
+      const key = linkKey(hb.node, p.node);
       const state: LinkState = p.rttMs === null ? "down" : p.rttMs > this.options.latencyThresholdMs ? "slow" : "ok";
-      links.set(linkKey(hb.node, p.node), { from: hb.node, to: p.node, address: p.address, rttMs: p.rttMs, state, ...(p.error ? { error: p.error } : {}), at: now });
+      const link = links.get(key);
+      if (link?.state !== state) changed = true;
+      if (link) {
+        // Updated in place: one long-lived object per link rather than eight new ones per heartbeat.
+        link.address = p.address;
+        link.rttMs = p.rttMs;
+        link.state = state;
+        link.at = now;
+        if (p.error) link.error = p.error;
+        else delete link.error;
+      } else {
+        links.set(key, { from: hb.node, to: p.node, address: p.address, rttMs: p.rttMs, state, ...(p.error ? { error: p.error } : {}), at: now });
+      }
+    }
+    if (changed) this.dirty.add(hb.cluster);
+  }
+
+  /**
+   * Marks agents that stopped heartbeating and re-evaluates the clusters
+   * where something changed, those waiting out a split view's grace period,
+   * and every cluster every few seconds (for links that went quiet).
+   */
+  async sweep(now = Date.now()): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      this.markLost(now);
+      const full = now - this.lastFullSweep >= FULL_SWEEP_MS;
+      if (full) this.lastFullSweep = now;
+      for (const [cluster, track] of this.tracks) if (track.splitSince !== null || track.held || (track.agreeSince !== null && now - track.agreeSince < this.options.splitGraceMs * 2)) this.dirty.add(cluster);
+      // A dirty cluster is evaluated at most once a second: lost agents and daemons are caught elsewhere, at once.
+      const recent = (c: string) => now - (this.cached.get(c)?.at ?? 0) < MIN_EVALUATION_GAP_MS;
+      const clusters = [...(full ? new Set([...this.nodes.values()].map((n) => n.cluster)) : this.dirty)].filter((c) => full || !recent(c));
+      for (const c of clusters) this.dirty.delete(c);
+      for (const cluster of clusters) {
+        this.health(cluster, now);
+        // Heartbeats and requests get their turn between clusters.
+        if (clusters.length > 1) await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.sweeping = false;
     }
   }
 
-  /** Marks agents that stopped heartbeating, and re-evaluates every cluster. */
-  sweep(now = Date.now()): void {
+  private markLost(now: number): void {
     for (const n of this.nodes.values()) {
       const silentFor = now - n.lastSeenAt;
       if (!n.lost && this.relevant(n.cluster, n.node, n) && silentFor > n.intervalMs * this.options.lostAfterIntervals) {
         n.lost = true;
+        this.dirty.add(n.cluster);
         this.events.publish(n.cluster, "agent.lost", `no heartbeat from the agent of ${n.node} for ${(silentFor / 1000).toFixed(1)} s`, {
           node: n.node,
           data: { silentMs: silentFor, intervalMs: n.intervalMs },
         });
       }
     }
-    for (const cluster of new Set([...this.nodes.values()].map((n) => n.cluster))) this.health(cluster, now);
   }
 
   private clusterNodes(cluster: string): NodeLive[] {
@@ -229,7 +305,7 @@ export class FleetObserver {
 
   /** An agent whose word counts: alive, with its Incus answering. */
   private usable(n: NodeLive, now: number): boolean {
-    return this.isAgentOnline(n.cluster, n.node, now) && !!n.heartbeat?.incus.reachable;
+    return this.isAgentOnline(n.cluster, n.node, now) && !!n.last?.incus.reachable;
   }
 
   /** The view most usable agents share (the leader's on a tie), so one confused member cannot speak for the cluster. */
@@ -237,8 +313,8 @@ export class FleetObserver {
     const counts = new Map<string, { view: ClusterView; count: number; leader: boolean }>();
     for (const n of nodes) {
       if (!this.usable(n, now) || !n.view?.ok) continue;
-      const sig = n.view.members.map((m) => `${m.name}:${isOnline(m.status)}:${m.roles.join("+")}`).sort().join("|");
-      const leader = n.view.members.some((m) => m.name === n.node && m.roles.includes("database-leader"));
+      const sig = n.viewSignature;
+      const leader = sig.includes(`${n.node}:true:database-leader`);
       const entry = counts.get(sig) ?? { view: n.view, count: 0, leader: false };
       entry.count += 1;
       entry.leader ||= leader;
@@ -251,7 +327,41 @@ export class FleetObserver {
     return best?.view ?? null;
   }
 
-  health(cluster: string, now = Date.now()): ClusterHealth {
+  /**
+   * The cluster's health. Readers that can live with a result a little old
+   * pass `maxAgeMs`: at thousands of agents, working it out for every
+   * request would cost more than everything else the coordinator does.
+   */
+  health(cluster: string, now = Date.now(), maxAgeMs = 0): ClusterHealth {
+    const hit = this.cached.get(cluster);
+    // Nothing has changed in a cluster the sweep did not mark: its last evaluation still stands, up to the next full sweep.
+    if (hit && maxAgeMs > 0 && (now - hit.at <= maxAgeMs || (!this.dirty.has(cluster) && now - hit.at < FULL_SWEEP_MS))) return hit.health;
+    const health = this.evaluate(cluster, now);
+    this.cached.set(cluster, { at: now, health });
+    return health;
+  }
+
+  /** How many times a cluster's health has been worked out: a reader notices a re-evaluation by a change here. */
+  evaluations(cluster: string): number {
+    return this.evaluationCount.get(cluster) ?? 0;
+  }
+
+  private intern(cluster: string, view: ClusterView): ClusterView {
+    let known = this.views.get(cluster);
+    if (!known) {
+      known = new Map();
+      this.views.set(cluster, known);
+    }
+    const key = JSON.stringify(view);
+    const shared = known.get(key);
+    if (shared) return shared;
+    if (known.size >= MAX_VIEWS_PER_CLUSTER) known.delete(known.keys().next().value!);
+    known.set(key, view);
+    return view;
+  }
+
+  private evaluate(cluster: string, now: number): ClusterHealth {
+    this.evaluationCount.set(cluster, this.evaluations(cluster) + 1);
     const nodes = this.clusterNodes(cluster);
     const track = this.track(cluster);
     const byName = new Map(nodes.map((n) => [n.node, n]));
@@ -265,7 +375,7 @@ export class FleetObserver {
       ? view.members.map((m) => {
           const n = byName.get(m.name);
           const agentSilent = !!n && !this.isAgentOnline(cluster, m.name, now);
-          const effectiveStatus = n?.heartbeat && !n.heartbeat.incus.reachable && !agentSilent ? "Offline" : m.status;
+          const effectiveStatus = n?.last && !n.last.incus.reachable && !agentSilent ? "Offline" : m.status;
           return { ...m, effectiveStatus, safetyStatus: agentSilent ? "Offline" : effectiveStatus };
         })
       : null;
@@ -274,14 +384,14 @@ export class FleetObserver {
     const explained = new Set<string>();
     for (const n of nodes) {
       if (!this.isAgentOnline(cluster, n.node, now)) reasons.push({ code: "agent-lost", message: `agent of ${n.node} is silent` });
-      else if (n.heartbeat && !n.heartbeat.incus.reachable) reasons.push({ code: "incus-down", message: `Incus on ${n.node} is unreachable: ${n.heartbeat.incus.error ?? "no answer"}` });
+      else if (n.last && !n.last.incus.reachable) reasons.push({ code: "incus-down", message: `Incus on ${n.node} is unreachable: ${n.last.incus.error ?? "no answer"}` });
       else continue;
       explained.add(n.node);
     }
     for (const m of members ?? []) {
       if (!isOnline(m.effectiveStatus) && !explained.has(m.name)) reasons.push({ code: "member-offline", message: `${m.name} is offline: ${m.message || m.status}` });
     }
-    const readers = nodes.filter((n) => this.usable(n, now) && n.heartbeat?.incus.clustered && n.view);
+    const readers = nodes.filter((n) => this.usable(n, now) && n.last?.incus.clustered && n.view);
     if (!fresh && readers.length > 0) {
       reasons.push({
         code: "database-unavailable",
@@ -327,13 +437,13 @@ export class FleetObserver {
     const versions: Record<string, string> = {};
     const skewed = new Set<string>();
     for (const n of nodes) {
-      if (!this.isAgentOnline(cluster, n.node, now) || !n.heartbeat) continue;
-      const offset = n.heartbeat.clock.offsetMs;
+      if (!this.isAgentOnline(cluster, n.node, now) || !n.last) continue;
+      const offset = n.last.clockOffsetMs;
       if (offset !== null) {
         clockOffsets[n.node] = offset;
         if (Math.abs(offset) > this.options.clockOffsetLimitMs) skewed.add(n.node);
       }
-      if (n.heartbeat.incus.version && n.heartbeat.incus.clustered) versions[n.node] = n.heartbeat.incus.version;
+      if (n.last.incus.version && n.last.incus.clustered) versions[n.node] = n.last.incus.version;
     }
     for (const node of skewed) reasons.push({ code: "clock-skew", message: `clock of ${node} is ${clockOffsets[node]!.toFixed(0)} ms off` });
     this.diffSet(cluster, track.skewed, skewed, "clock.skewed", (node) => ({
@@ -350,7 +460,7 @@ export class FleetObserver {
 
     // Split views: a member that cannot read the database while others can, members that disagree on who is online, or a cut link.
     const splits: string[] = [];
-    const usable = nodes.filter((n) => this.usable(n, now) && n.heartbeat?.incus.clustered);
+    const usable = nodes.filter((n) => this.usable(n, now) && n.last?.incus.clustered);
     const okViews = usable.filter((n) => n.view?.ok);
     for (const n of usable) {
       if (n.view && !n.view.ok && okViews.length > 0) splits.push(`${n.node} cannot read the cluster database (${n.view.error ?? "no answer"}) while ${okViews.map((o) => o.node).join(", ")} can`);

@@ -8,8 +8,11 @@ export interface MetricsSource {
     voters: number | null;
     votersOnline: number | null;
     failuresTolerated: number | null;
-    nodes: { node: string; heartbeatAgeSeconds: number | null; clockOffsetMs: number | null }[];
-    links: { from: string; to: string; rttMs: number | null }[];
+    nodes: { node: string; heartbeatAgeSeconds: number | null; clockOffsetMs: number | null; worstLinkMs: number | null }[];
+    /** Only the links that are slow or down: all of them would be members squared series. */
+    flaggedLinks: { from: string; to: string; rttMs: number | null; state: string }[];
+    slowLinks: number;
+    downLinks: number;
   }[];
 }
 
@@ -97,15 +100,27 @@ export class Metrics {
       },
     });
     new Gauge({
-      name: "fleet_link_latency_ms",
-      help: "TCP connect round trip between members' cluster addresses, in milliseconds (-1 when unreachable)",
-      labelNames: ["cluster", "from", "to"],
+      name: "fleet_member_link_latency_max_ms",
+      help: "Slowest TCP connect round trip from each member to its peers' cluster addresses, in milliseconds",
+      labelNames: ["cluster", "node"],
       registers,
       collect() {
         this.reset();
-        for (const c of self.source?.clusters() ?? []) for (const l of c.links) this.set({ cluster: c.name, from: l.from, to: l.to }, l.rttMs ?? -1);
+        for (const c of self.source?.clusters() ?? []) for (const n of c.nodes) if (n.worstLinkMs !== null) this.set({ cluster: c.name, node: n.node }, n.worstLinkMs);
       },
     });
+    new Gauge({
+      name: "fleet_link_latency_ms",
+      help: "TCP connect round trip of each link flagged slow or down, in milliseconds (-1 when unreachable)",
+      labelNames: ["cluster", "from", "to", "state"],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of self.source?.clusters() ?? []) for (const l of c.flaggedLinks) this.set({ cluster: c.name, from: l.from, to: l.to, state: l.state }, l.rttMs ?? -1);
+      },
+    });
+    perCluster("fleet_links_slow", "Links of each cluster over the latency threshold", (c) => c.slowLinks);
+    perCluster("fleet_links_down", "Links of each cluster whose probes fail", (c) => c.downLinks);
   }
 
   attach(source: MetricsSource): void {

@@ -98,14 +98,25 @@ const WAIT_SHORT_MS = 1_000;
 const WAIT_LONG_MS = 5_000;
 
 /** Whether a node's Incus is clustered into this cluster (not into some other). */
+const viewNames = new WeakMap<object, Set<string>>();
+const specNames = new WeakMap<object, Set<string>>();
+function namesOf<T extends { name: string }>(cache: WeakMap<object, Set<string>>, list: readonly T[]): Set<string> {
+  let names = cache.get(list);
+  if (!names) {
+    names = new Set(list.map((m) => m.name));
+    cache.set(list, names);
+  }
+  return names;
+}
+
 export function isClusteredHere(snapshot: ClusterSnapshot, node: string): boolean {
   const facts = snapshot.nodes[node]?.facts;
   // A member whose join is still running is not a member yet, whatever else says so.
   if (!facts?.incus.clustered || facts.incus.busy) return false;
-  const names = new Set(snapshot.spec.members.map((m) => m.name));
-  if (snapshot.members?.some((m) => m.name === node)) return true;
+  if (snapshot.members && namesOf(viewNames, snapshot.members).has(node)) return true;
   const known = facts.incus.members;
   if (!known) return true;
+  const names = namesOf(specNames, snapshot.spec.members);
   return known.some((m) => m !== node && names.has(m)) || snapshot.claim?.node === node;
 }
 

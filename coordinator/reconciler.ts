@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import {
   assessAction,
   clusterOf,
-  deriveClusterKeys,
+  deriveClusterKeysAsync,
   ErrorCode,
   FleetError,
   MacPurpose,
@@ -35,7 +35,8 @@ import type { AgentCommander } from "./agent-commander.js";
 import type { EventPublisher } from "./event-publisher.js";
 import type { ClusterHealth, FleetObserver } from "./fleet-observer.js";
 import { KeyedMutex } from "./keyed-mutex.js";
-import { DEFAULT_LIMITS, isClusteredHere, memberConfigFor, planCluster, type ClusterPlan, type ClusterSnapshot, type NodeSnapshot, type PlannerLimits, type PlanStep } from "./planner.js";
+import { NodeRecords } from "./node-records.js";
+import { DEFAULT_LIMITS, isClusteredHere, memberConfigFor, planCluster, type ClusterPhase, type ClusterPlan, type ClusterSnapshot, type NodeSnapshot, type PlannerLimits, type PlanStep } from "./planner.js";
 import type { SessionRegistry } from "./sessions.js";
 import { NodeState, type BootstrapClaim, type ClusterMeta, type FleetStore, type MembershipOp, type NodeRecord, type StoredSpec } from "./store.js";
 
@@ -50,6 +51,10 @@ export const DEFAULT_RECONCILER_OPTIONS: ReconcilerOptions = { limits: DEFAULT_L
 
 const encoder = new TextEncoder();
 const RETRY_STEP_MS = 5_000;
+/** Decisions read cluster health at most this old; the observer's sweep refreshes changed clusters every second. */
+const HEALTH_MAX_AGE_MS = 1_000;
+/** Every cluster's steps are looked at at least this often, even when nothing seems to change. */
+const FULL_TICK_MS = 5_000;
 /** A token minted ahead is used only this fresh; Incus tokens live far longer, but plans change. */
 const PREMINT_MAX_AGE_MS = 60_000;
 
@@ -82,7 +87,7 @@ export class Reconciler {
   private readonly claims = new Map<string, BootstrapClaim | null>();
   private readonly ops = new Map<string, MembershipOp | null>();
   private readonly metas = new Map<string, ClusterMeta>();
-  private readonly records = new Map<string, NodeRecord>();
+  private readonly records = new NodeRecords();
   private readonly preflightAt = new Map<string, number>();
   private readonly mutex = new KeyedMutex();
   private readonly busySteps = new Set<string>();
@@ -90,10 +95,14 @@ export class Reconciler {
   private readonly refusals = new Map<string, string>();
   private readonly rejections = new Map<string, number>();
   /** Pulls of waiting agents, held until something changes in their cluster or they time out. */
+  private readonly waking = new Set<string>();
   private readonly parked = new Map<string, Set<{ node: string; deciding: boolean; reply: (assignment: Assignment) => void; timer: NodeJS.Timeout }>>();
   /** Tokens minted ahead for the member next in line, while the current join runs. */
   private readonly preminted = new Map<string, { node: string; sponsor: string; at: number; token: Promise<Extract<CommandResult, { kind: "mint-token" }>> }>();
   private timer: NodeJS.Timeout | null = null;
+  private lastFullTick = 0;
+  private readonly tickedAt = new Map<string, string>();
+  private readonly changeCount = new Map<string, number>();
   private stopWatching: (() => void) | null = null;
   private stopped = false;
 
@@ -113,7 +122,7 @@ export class Reconciler {
   async start(): Promise<void> {
     const current = await this.store.getSpec();
     if (current) this.useSpec(current.stored, current.revision);
-    for (const record of await this.store.listNodes()) this.records.set(`${record.cluster}/${record.node}`, record);
+    for (const record of await this.store.listNodes()) this.records.set(record);
     for (const c of this.spec().clusters) await this.loadCluster(c.name);
     this.stopWatching = await this.store.watch({
       spec: (stored, revision) => {
@@ -122,6 +131,7 @@ export class Reconciler {
         for (const c of stored.spec.clusters) if (!this.claims.has(c.name)) void this.loadCluster(c.name);
       },
       cluster: (cluster, key, value) => {
+        this.changed(cluster);
         if (key === "bootstrap") this.claims.set(cluster, (value as BootstrapClaim | null) ?? this.claims.get(cluster) ?? null);
         else if (key === "op") this.ops.set(cluster, value as MembershipOp | null);
         else if (value) this.metas.set(cluster, value as ClusterMeta);
@@ -170,10 +180,8 @@ export class Reconciler {
   /** Stores a validated spec. Nothing is kept from a rejected one: validation happened before this. */
   async applySpec(parsed: ParsedSpec, expectedRevision?: number): Promise<{ revision: number; warnings: Problem[] }> {
     const keys: StoredSpec["keys"] = {};
-    for (const c of parsed.spec.clusters) {
-      const k = deriveClusterKeys(c.name, parsed.passwords[c.name] ?? "");
-      keys[c.name] = { mac: k.mac.toString("base64"), seal: k.seal.toString("base64") };
-    }
+    const derived = await Promise.all(parsed.spec.clusters.map((c) => deriveClusterKeysAsync(c.name, parsed.passwords[c.name] ?? "")));
+    parsed.spec.clusters.forEach((c, i) => (keys[c.name] = { mac: derived[i]!.mac.toString("base64"), seal: derived[i]!.seal.toString("base64") }));
     const stored: StoredSpec = { spec: parsed.spec, keys, appliedAt: new Date().toISOString(), warnings: parsed.warnings };
     const revision = await this.store.putSpec(stored, expectedRevision);
     this.useSpec(stored, revision);
@@ -191,16 +199,16 @@ export class Reconciler {
   // ================================================================ registry
 
   private recordOf(cluster: string, node: string): NodeRecord {
-    const key = `${cluster}/${node}`;
-    let r = this.records.get(key);
+    let r = this.records.get(cluster, node);
     if (!r) {
       r = { cluster, node, instance: null, state: NodeState.Enrolled, reason: "", since: new Date().toISOString(), facts: null, preflight: null, failures: 0, lastFailure: null, lastFailureAt: null };
-      this.records.set(key, r);
+      this.records.set(r);
     }
     return r;
   }
 
   private async saveRecord(r: NodeRecord): Promise<void> {
+    this.changed(r.cluster);
     await this.store.putNode(r).catch((err: unknown) => this.log.error({ err: String(err), node: r.node }, "could not store a node record"));
   }
 
@@ -214,7 +222,11 @@ export class Reconciler {
   }
 
   nodes(): NodeRecord[] {
-    return [...this.records.values()];
+    return this.records.all();
+  }
+
+  record(cluster: string, node: string): NodeRecord | undefined {
+    return this.records.get(cluster, node);
   }
 
   // ================================================================ agent requests
@@ -254,7 +266,7 @@ export class Reconciler {
     const known = this.recordOf(hello.cluster, hello.node);
     const inView = this.observer.health(hello.cluster).members?.some((m) => m.name === hello.node) ?? false;
     if (!memberOf(cluster, hello.node) && !inView && !hello.facts.incus.clustered) {
-      this.records.delete(`${hello.cluster}/${hello.node}`);
+      this.records.delete(hello.cluster, hello.node);
       throw this.reject(hello.cluster, hello.node, ErrorCode.NotInSpec, `'${hello.node}' is not a member of cluster '${hello.cluster}' in the spec`);
     }
     this.sessions.open(hello.cluster, hello.node, hello.instance);
@@ -274,7 +286,7 @@ export class Reconciler {
   private authenticate(msg: { cluster: string; node: string; instance: string; seq: number; mac: string }, channel: "request" | "heartbeat", purpose: MacPurpose): ClusterKeys {
     const keys = this.keysOf(msg.cluster);
     if (!keys) throw new FleetError(ErrorCode.UnknownCluster, `cluster '${msg.cluster}' is not in the spec`);
-    const persisted = this.records.get(`${msg.cluster}/${msg.node}`)?.instance ?? null;
+    const persisted = this.records.get(msg.cluster, msg.node)?.instance ?? null;
     const check = this.sessions.check(msg.cluster, msg.node, msg.instance, msg.seq, channel, persisted);
     if (check === "unknown") throw new FleetError(ErrorCode.SessionUnknown, "this agent process is not enrolled; enroll again");
     if (!verifyMac(keys.mac, purpose, msg)) throw new FleetError(ErrorCode.AuthFailed, "message not signed with the cluster key");
@@ -313,21 +325,36 @@ export class Reconciler {
     });
   }
 
-  /** Something changed in a cluster: the parked agents whose answer is no longer "wait" get it now. */
+  /**
+   * Something changed in a cluster: the parked agents whose answer is no
+   * longer "wait" get it now. One plan tells which ones; only those are
+   * decided again (a cluster of 50 has at most a couple). Wakes that arrive
+   * together are handled once.
+   */
   private wake(cluster: string): void {
-    for (const entry of [...(this.parked.get(cluster) ?? [])]) {
-      // One decision at a time per held pull: two could each mint a token, and the second would cancel the first.
-      if (entry.deciding) continue;
-      entry.deciding = true;
-      void this.decide(cluster, entry.node)
-        .then(
-          (a) => {
-            if (a.kind !== "wait" || this.stopped) entry.reply(a);
-          },
-          () => undefined,
-        )
-        .finally(() => (entry.deciding = false));
-    }
+    if (this.waking.has(cluster)) return;
+    this.waking.add(cluster);
+    setImmediate(() => {
+      this.waking.delete(cluster);
+      const parked = this.parked.get(cluster);
+      if (!parked || parked.size === 0) return;
+      const plan = this.plan(cluster);
+      for (const entry of [...parked]) {
+        const d = plan?.decisions[entry.node];
+        if (!this.stopped && d?.kind === "wait") continue;
+        // One decision at a time per held pull: two could each mint a token, and the second would cancel the first.
+        if (entry.deciding) continue;
+        entry.deciding = true;
+        void this.decide(cluster, entry.node)
+          .then(
+            (a) => {
+              if (a.kind !== "wait" || this.stopped) entry.reply(a);
+            },
+            () => undefined,
+          )
+          .finally(() => (entry.deciding = false));
+      }
+    });
   }
 
   async report(report: Report): Promise<void> {
@@ -361,7 +388,7 @@ export class Reconciler {
   heartbeat(hb: Heartbeat): void {
     this.authenticate(hb, "heartbeat", MacPurpose.Heartbeat);
     this.observer.ingest(hb);
-    const r = this.records.get(`${hb.cluster}/${hb.node}`);
+    const r = this.records.get(hb.cluster, hb.node);
     // Heartbeats carry the same Incus facts as a pull; a change in membership must not wait for the next pull.
     if (r?.facts && (r.facts.incus.clustered !== hb.incus.clustered || r.facts.incus.reachable !== hb.incus.reachable || r.facts.incus.version !== hb.incus.version || r.facts.incus.busy !== hb.incus.busy)) {
       void this.absorbFacts(hb.cluster, hb.node, { ...r.facts, incus: hb.incus });
@@ -469,11 +496,10 @@ export class Reconciler {
   snapshot(cluster: string, health?: ClusterHealth): ClusterSnapshot | null {
     const spec = clusterOf(this.spec(), cluster);
     if (!spec) return null;
-    const h = health ?? this.observer.health(cluster);
     const now = Date.now();
+    const h = health ?? this.observer.health(cluster, now, HEALTH_MAX_AGE_MS);
     const nodes: Record<string, NodeSnapshot> = {};
-    for (const r of this.records.values()) {
-      if (r.cluster !== cluster) continue;
+    for (const r of this.records.ofCluster(cluster)) {
       const live = this.observer.nodeLive(cluster, r.node);
       nodes[r.node] = {
         node: r.node,
@@ -502,12 +528,31 @@ export class Reconciler {
     };
   }
 
+  /** Where formation stands, without planning: cheap enough for status pages over thousands of members. */
+  phase(cluster: string): ClusterPhase {
+    const claim = this.claims.get(cluster);
+    if (!claim) return "pending";
+    if (!claim.completedAt) return "bootstrapping";
+    const spec = clusterOf(this.spec(), cluster);
+    const joined = (name: string) => {
+      const r = this.records.get(cluster, name);
+      return r?.state === NodeState.Member || r?.state === NodeState.Removing || (!!r?.facts?.incus.clustered && !r.facts.incus.busy);
+    };
+    return spec?.members.every((m) => !m.present || joined(m.name)) ? "ready" : "forming";
+  }
+
   plan(cluster: string): ClusterPlan | null {
     const snap = this.snapshot(cluster);
     return snap ? planCluster(snap, this.options.limits) : null;
   }
 
   private async decide(cluster: string, node: string): Promise<Assignment> {
+    // A settled member has nothing to be told: the common pull at scale skips planning altogether.
+    const settled = this.records.get(cluster, node);
+    const settledSpec = clusterOf(this.spec(), cluster);
+    if (settledSpec && settled?.state === NodeState.Member && settled.facts?.incus.clustered && !settled.facts.incus.busy && !this.ops.get(cluster) && memberOf(settledSpec, node)?.present) {
+      return { kind: "member", reason: "a member of the cluster" };
+    }
     return this.mutex.run(cluster, async () => {
       const spec = clusterOf(this.spec(), cluster);
       const snap = this.snapshot(cluster);
@@ -650,6 +695,7 @@ export class Reconciler {
   }
 
   private async finishOp(cluster: string, id: string): Promise<void> {
+    this.changed(cluster);
     await this.store.endOp(cluster, id);
     if (this.ops.get(cluster)?.id === id) this.ops.set(cluster, null);
   }
@@ -661,15 +707,37 @@ export class Reconciler {
 
   // ================================================================ cluster-wide steps
 
+  /**
+   * Runs the cluster-wide steps of the clusters whose inputs changed since
+   * they were last looked at (and of all of them every few seconds, for
+   * timeouts and retries): planning a quiet 50-member cluster every second,
+   * times a hundred clusters, would be most of the coordinator's work.
+   */
   async tick(): Promise<void> {
     if (this.stopped) return;
+    const everything = Date.now() - this.lastFullTick >= FULL_TICK_MS;
+    if (everything) this.lastFullTick = Date.now();
     for (const spec of this.spec().clusters) {
+      const version = this.changes(spec.name);
+      if (!everything && this.tickedAt.get(spec.name) === version) continue;
+      this.tickedAt.set(spec.name, version);
       try {
         await this.tickCluster(spec);
       } catch (err) {
         this.log.error({ cluster: spec.name, err: String(err) }, "reconcile step failed");
       }
+      // Let agents' requests in between clusters: a tick over a hundred clusters must not hold the event loop.
+      await new Promise((r) => setImmediate(r));
     }
+  }
+
+  /** A number that moves whenever something a cluster's plan depends on may have changed. */
+  private changes(cluster: string): string {
+    return `${this.specRevision}/${this.changeCount.get(cluster) ?? 0}/${this.observer.evaluations(cluster)}/${this.busySteps.size}`;
+  }
+
+  private changed(cluster: string): void {
+    this.changeCount.set(cluster, (this.changeCount.get(cluster) ?? 0) + 1);
   }
 
   private async tickCluster(spec: ClusterSpec): Promise<void> {
@@ -677,7 +745,7 @@ export class Reconciler {
     await this.mutex.run(cluster, async () => {
       const op = this.ops.get(cluster);
       if (op?.kind === "join" && Date.now() - Date.parse(op.startedAt) > this.options.joinTimeoutMs) {
-        const joiner = this.records.get(`${cluster}/${op.node}`);
+        const joiner = this.records.get(cluster, op.node);
         if (!joiner?.facts?.incus.busy || !this.observer.isAgentOnline(cluster, op.node)) {
           await this.finishOp(cluster, op.id);
           const r = this.recordOf(cluster, op.node);
@@ -751,6 +819,7 @@ export class Reconciler {
   }
 
   private async updateMeta(cluster: string, change: (m: ClusterMeta) => ClusterMeta): Promise<void> {
+    this.changed(cluster);
     const next = change(this.metas.get(cluster) ?? { settingsApplied: null, resourcesApplied: [] });
     this.metas.set(cluster, next);
     await this.store.putMeta(cluster, next);
@@ -814,7 +883,7 @@ export class Reconciler {
     await this.setState(cluster, node, NodeState.Removing, force ? "forced removal" : "graceful removal");
     try {
       const via = this.executorFor(cluster, node);
-      const instances = this.observer.nodeLive(cluster, node)?.heartbeat?.instances.total;
+      const instances = this.observer.nodeLive(cluster, node)?.last?.instances.total;
       if (!force && instances !== 0) {
         await this.store.updateOp(cluster, { ...op, phase: "evacuating" });
         const r = await this.commander.run(cluster, via, { kind: "evacuate", member: node, mode: "migrate" });
@@ -840,7 +909,7 @@ export class Reconciler {
   private async waitUnclustered(cluster: string, node: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const hb = this.observer.nodeLive(cluster, node)?.heartbeat;
+      const hb = this.observer.nodeLive(cluster, node)?.last;
       if (!this.observer.isAgentOnline(cluster, node) || (hb && hb.incus.reachable && !hb.incus.clustered && Date.now() - (this.observer.nodeLive(cluster, node)?.lastHeartbeatAt ?? 0) < 5_000)) return;
       await new Promise((r) => setTimeout(r, 250));
     }

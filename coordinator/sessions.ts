@@ -22,7 +22,11 @@ export class SessionRegistry {
   private readonly sessions = new Map<string, Session>();
 
   issueChallenge(cluster: string, node: string, now = Date.now()): { nonce: string; expiresInMs: number } {
-    for (const [nonce, c] of this.challenges) if (c.expires < now) this.challenges.delete(nonce);
+    // Challenges are kept in the order they were issued, so the expired ones are at the front.
+    for (const [nonce, c] of this.challenges) {
+      if (c.expires >= now) break;
+      this.challenges.delete(nonce);
+    }
     const nonce = randomNonce(16);
     this.challenges.set(nonce, { cluster, node, expires: now + CHALLENGE_TTL_MS });
     return { nonce, expiresInMs: CHALLENGE_TTL_MS };

@@ -54,6 +54,9 @@ export type ClusterStatus = ClusterSummary & {
   recentActions: FleetEvent[];
 };
 
+/** Status pages and metrics read health at most this old: the sweep evaluates changed clusters once a second. */
+const STATUS_MAX_AGE_MS = 1_000;
+
 const ACTION_KINDS: EventKind[] = [
   "bootstrap.claimed",
   "bootstrap.completed",
@@ -91,13 +94,14 @@ export class StatusView implements MetricsSource {
   private members(cluster: string, health: ClusterHealth, now: number): MemberStatus[] {
     const spec = clusterOf(this.reconciler.spec(), cluster);
     const names = new Set<string>([...(spec?.members.map((m) => m.name) ?? []), ...(health.members?.map((m) => m.name) ?? [])]);
-    const records = new Map(this.reconciler.nodes().filter((r) => r.cluster === cluster).map((r) => [r.node, r]));
+    const specByName = new Map(spec?.members.map((m) => [m.name, m]));
+    const viewByName = new Map(health.members?.map((m) => [m.name, m]));
     return [...names].map((name) => {
-      const s = spec?.members.find((m) => m.name === name);
-      const r = records.get(name);
+      const s = specByName.get(name);
+      const r = this.reconciler.record(cluster, name);
       const live = this.observer.nodeLive(cluster, name);
-      const view = health.members?.find((m) => m.name === name);
-      const hb = live?.heartbeat;
+      const view = viewByName.get(name);
+      const hb = live?.last;
       const incus = hb?.incus ?? r?.facts?.incus;
       return {
         name,
@@ -114,7 +118,7 @@ export class StatusView implements MetricsSource {
         failureDomain: view?.failureDomain ?? s?.failureDomain ?? null,
         groups: view?.groups ?? s?.groups ?? [],
         instances: hb ? hb.instances : null,
-        clockOffsetMs: hb?.clock.offsetMs ?? null,
+        clockOffsetMs: hb?.clockOffsetMs ?? null,
         preflight: r?.preflight?.checks ?? null,
         failures: r?.failures ?? 0,
         lastFailure: r?.lastFailure ?? null,
@@ -122,15 +126,18 @@ export class StatusView implements MetricsSource {
     });
   }
 
-  private summaryOf(cluster: string, health: ClusterHealth, memberList: MemberStatus[]): ClusterSummary {
-    const plan = this.reconciler.plan(cluster);
+  /** Counts only: a list of every cluster must stay cheap when there are a hundred of them. */
+  private summaryOf(cluster: string, health: ClusterHealth): ClusterSummary {
+    const spec = clusterOf(this.reconciler.spec(), cluster);
+    const inView = new Set(health.members?.map((m) => m.name));
+    const present = spec?.members.filter((m) => m.present && !inView.has(m.name)).length ?? 0;
     return {
       name: cluster,
-      phase: plan?.phase ?? "pending",
+      phase: this.reconciler.phase(cluster),
       health: health.status,
       held: health.hold.held,
-      members: memberList.filter((m) => m.present || m.status !== null).length,
-      online: memberList.filter((m) => m.status === "Online" || m.status === "Evacuated").length,
+      members: inView.size + present,
+      online: health.members?.filter((m) => m.effectiveStatus === "Online" || m.effectiveStatus === "Evacuated").length ?? 0,
       voters: health.quorum?.voters ?? null,
       votersOnline: health.quorum?.onlineVoters ?? null,
       failuresTolerated: health.quorum?.failuresTolerated ?? null,
@@ -140,8 +147,7 @@ export class StatusView implements MetricsSource {
   summaries(): ClusterSummary[] {
     const now = Date.now();
     return this.reconciler.spec().clusters.map((c) => {
-      const health = this.observer.health(c.name, now);
-      return this.summaryOf(c.name, health, this.members(c.name, health, now));
+      return this.summaryOf(c.name, this.observer.health(c.name, now, STATUS_MAX_AGE_MS));
     });
   }
 
@@ -154,7 +160,7 @@ export class StatusView implements MetricsSource {
     const plan = this.reconciler.plan(name);
     const spec = this.reconciler.specState();
     return {
-      ...this.summaryOf(name, health, memberList),
+      ...this.summaryOf(name, health),
       quorum: health.quorum,
       reasons: health.reasons,
       holdReasons: health.hold.reasons,
@@ -170,11 +176,23 @@ export class StatusView implements MetricsSource {
     };
   }
 
+  private metricsCache: { at: number; value: ReturnType<MetricsSource["clusters"]> } | null = null;
+
+  /** Every gauge asks during one scrape: the figures are worked out once per scrape, not once per gauge. */
   clusters(): ReturnType<MetricsSource["clusters"]> {
     const now = Date.now();
+    if (this.metricsCache && now - this.metricsCache.at < 1_000) return this.metricsCache.value;
+    const value = this.computeClusters(now);
+    this.metricsCache = { at: now, value };
+    return value;
+  }
+
+  private computeClusters(now: number): ReturnType<MetricsSource["clusters"]> {
     return this.reconciler.spec().clusters.map((c) => {
-      const health = this.observer.health(c.name, now);
+      const health = this.observer.health(c.name, now, STATUS_MAX_AGE_MS);
       const members = this.members(c.name, health, now);
+      const worst = new Map<string, number>();
+      for (const l of health.links) if (l.rttMs !== null) worst.set(l.from, Math.max(worst.get(l.from) ?? 0, l.rttMs));
       const membersByState: Record<string, number> = {};
       for (const m of members) membersByState[m.state] = (membersByState[m.state] ?? 0) + 1;
       return {
@@ -183,8 +201,15 @@ export class StatusView implements MetricsSource {
         voters: health.quorum?.voters ?? null,
         votersOnline: health.quorum?.onlineVoters ?? null,
         failuresTolerated: health.quorum?.failuresTolerated ?? null,
-        nodes: members.map((m) => ({ node: m.name, heartbeatAgeSeconds: m.agent.heartbeatAgeMs === null ? null : m.agent.heartbeatAgeMs / 1000, clockOffsetMs: m.clockOffsetMs })),
-        links: health.links.map((l) => ({ from: l.from, to: l.to, rttMs: l.rttMs })),
+        nodes: members.map((m) => ({
+          node: m.name,
+          heartbeatAgeSeconds: m.agent.heartbeatAgeMs === null ? null : m.agent.heartbeatAgeMs / 1000,
+          clockOffsetMs: m.clockOffsetMs,
+          worstLinkMs: worst.get(m.name) ?? null,
+        })),
+        flaggedLinks: health.links.filter((l) => l.state !== "ok").map((l) => ({ from: l.from, to: l.to, rttMs: l.rttMs, state: l.state })),
+        slowLinks: health.links.filter((l) => l.state === "slow").length,
+        downLinks: health.links.filter((l) => l.state === "down").length,
       };
     });
   }

@@ -1,5 +1,6 @@
 /** The one entry point of the shared contract; agent and coordinator import only this. */
 export * from "./auth.js";
+export * from "./canonical-json.js";
 export * from "./config.js";
 export * from "./errors.js";
 export * from "./events.js";
