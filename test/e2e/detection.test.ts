@@ -48,7 +48,10 @@ test("a stopped incusd is reported within one heartbeat, a killed agent within t
   t.is(value("fleet_failures_tolerated", { cluster: "lab" }), String(status.body.quorum.failuresTolerated));
   t.true(Number(value("fleet_heartbeat_age_seconds", { cluster: "lab", node: "node2" })) >= 3, "the silent agent's heartbeat is old");
   t.true(Number(value("fleet_heartbeat_age_seconds", { cluster: "lab", node: "node1" })) < 2);
-  t.truthy(value("fleet_link_latency_ms", { cluster: "lab", from: "node1", to: "node2" }));
+  // Only flagged links are listed: the one to the stopped daemon is down, the healthy one is not there.
+  t.is(value("fleet_link_latency_ms", { cluster: "lab", from: "node1", to: "node3", state: "down" }), "-1");
+  t.is(value("fleet_link_latency_ms", { cluster: "lab", from: "node1", to: "node2" }), undefined);
+  t.true(Number(value("fleet_member_link_latency_max_ms", { cluster: "lab", node: "node1" })) > 0);
   t.truthy(value("fleet_clock_offset_ms", { cluster: "lab", node: "node1" }));
   t.is(value("fleet_members", { cluster: "lab", state: "member" }), "3");
   t.is(value("fleet_events_total", { kind: "agent.lost" }), "1");
