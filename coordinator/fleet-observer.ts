@@ -181,7 +181,8 @@ export class FleetObserver {
   /** Any authenticated message proves the agent is alive. */
   touch(cluster: string, node: string, now = Date.now()): void {
     const n = this.live(cluster, node, now);
-    n.lastSeenAt = now;
+    // A queued heartbeat can be older than a pull already seen.
+    n.lastSeenAt = Math.max(n.lastSeenAt, now);
     if (n.lost) {
       n.lost = false;
       this.dirty.add(cluster);

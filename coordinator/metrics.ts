@@ -25,6 +25,7 @@ export class Metrics {
   readonly httpRequests: Counter<"method" | "route" | "status">;
   readonly httpDuration: Histogram<"method" | "route">;
   private source: MetricsSource | null = null;
+  private heartbeatBacklog: () => number = () => 0;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "fleet_coordinator_" });
@@ -32,7 +33,7 @@ export class Metrics {
     this.events = new Counter({ name: "fleet_events_total", help: "Fleet events published, by kind", labelNames: ["kind"], registers });
     this.natsMessages = new Counter({
       name: "fleet_nats_messages_total",
-      help: "NATS messages received by the coordinator, by endpoint and result (ok, invalid, unauthenticated, error)",
+      help: "NATS messages received by the coordinator, by endpoint and result (ok, invalid, unauthenticated, error, overload)",
       labelNames: ["endpoint", "result"],
       registers,
     });
@@ -52,6 +53,14 @@ export class Metrics {
       registers,
     });
     const self = this;
+    new Gauge({
+      name: "fleet_heartbeat_backlog",
+      help: "Heartbeats received and not yet processed",
+      registers,
+      collect() {
+        this.set(self.heartbeatBacklog());
+      },
+    });
     new Gauge({
       name: "fleet_members",
       help: "Members of each cluster by state",
@@ -121,6 +130,14 @@ export class Metrics {
     });
     perCluster("fleet_links_slow", "Links of each cluster over the latency threshold", (c) => c.slowLinks);
     perCluster("fleet_links_down", "Links of each cluster whose probes fail", (c) => c.downLinks);
+  }
+
+  watchHeartbeatBacklog(read: () => number): void {
+    this.heartbeatBacklog = read;
+  }
+
+  heartbeatBacklogNow(): number {
+    return this.heartbeatBacklog();
   }
 
   attach(source: MetricsSource): void {

@@ -16,6 +16,7 @@ import {
 } from "../shared/index.js";
 import type { Metrics } from "./metrics.js";
 import type { Reconciler } from "./reconciler.js";
+import { SlicedQueue } from "./sliced-queue.js";
 
 const encoder = new TextEncoder();
 const json = (value: unknown) => encoder.encode(JSON.stringify(value));
@@ -27,6 +28,19 @@ const codecs = {
   report: new WireCodec("Report", Report),
   heartbeat: new WireCodec("Heartbeat", Heartbeat),
 };
+
+/** Heartbeats are handled this long at a stretch before requests get a turn. */
+const HEARTBEAT_SLICE_MS = 5;
+/** A heartbeat that waited this long is dropped: the agent's next one is already on its way. */
+const HEARTBEAT_MAX_WAIT_MS = 1_000;
+/** A bound on memory whatever the rate: two seconds of heartbeats from ten thousand agents. */
+const HEARTBEAT_BACKLOG_LIMIT = 20_000;
+
+interface QueuedHeartbeat {
+  text: string;
+  /** Silence is measured from when a heartbeat arrived, not from when its turn in the queue came. */
+  receivedAt: number;
+}
 
 /** Errors that mean "who are you?", counted apart from plain failures. */
 const AUTH_CODES = new Set<string>([ErrorCode.AuthFailed, ErrorCode.SessionUnknown, ErrorCode.NotInSpec, ErrorCode.UnknownCluster]);
@@ -40,13 +54,31 @@ const AUTH_CODES = new Set<string>([ErrorCode.AuthFailed, ErrorCode.SessionUnkno
 export class NatsEndpoints {
   private service: Service | null = null;
   private heartbeats: Subscription | null = null;
+  private readonly heartbeatQueue = new SlicedQueue<QueuedHeartbeat>((hb) => this.handleHeartbeat(hb), {
+    sliceMs: HEARTBEAT_SLICE_MS,
+    maxAgeMs: HEARTBEAT_MAX_WAIT_MS,
+    limit: HEARTBEAT_BACKLOG_LIMIT,
+    onDrop: (n) => {
+      this.metrics.natsMessages.inc({ endpoint: "heartbeat", result: "overload" }, n);
+      this.overloadLog();
+    },
+  });
+  private lastOverloadLog = 0;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly reconciler: Reconciler,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-  ) {}
+  ) {
+    metrics.watchHeartbeatBacklog(() => this.heartbeatQueue.length);
+  }
+
+  private overloadLog(): void {
+    if (Date.now() - this.lastOverloadLog < 10_000) return;
+    this.lastOverloadLog = Date.now();
+    this.log.warn({ backlog: this.heartbeatQueue.length, limit: HEARTBEAT_BACKLOG_LIMIT }, "heartbeats arrive faster than they are processed; stale ones are dropped");
+  }
 
   async start(): Promise<void> {
     this.service = await new Svcm(this.nc).add({
@@ -64,24 +96,26 @@ export class NatsEndpoints {
     });
     this.service.addEndpoint("time", { subject: Subject.time, handler: (_err, msg) => void msg.respond(json({ now: Date.now() })) });
     // Every coordinator sees every heartbeat (no queue group): health lives in memory.
-    this.heartbeats = this.nc.subscribe(Subject.heartbeatAll, {
-      callback: (_err, msg) => {
-        const decoded = codecs.heartbeat.decode(msg.data);
-        if (!decoded.ok) return this.invalid("heartbeat", decoded.reason);
-        try {
-          this.reconciler.heartbeat(decoded.value);
-          this.metrics.natsMessages.inc({ endpoint: "heartbeat", result: "ok" });
-        } catch (err) {
-          const e = asFleetError(err);
-          this.metrics.natsMessages.inc({ endpoint: "heartbeat", result: AUTH_CODES.has(e.code) ? "unauthenticated" : "error" });
-          this.log.debug({ node: decoded.value.node, code: e.code, err: e.message }, "heartbeat refused");
-        }
-      },
-    });
+    // Kept as text: the message's bytes are a view into the whole socket read, which a queued view would hold on to.
+    this.heartbeats = this.nc.subscribe(Subject.heartbeatAll, { callback: (_err, msg) => this.heartbeatQueue.push({ text: msg.string(), receivedAt: Date.now() }) });
+  }
+
+  private handleHeartbeat({ text, receivedAt }: QueuedHeartbeat): void {
+    const decoded = codecs.heartbeat.decodeText(text);
+    if (!decoded.ok) return this.invalid("heartbeat", decoded.reason);
+    try {
+      this.reconciler.heartbeat(decoded.value, receivedAt);
+      this.metrics.natsMessages.inc({ endpoint: "heartbeat", result: "ok" });
+    } catch (err) {
+      const e = asFleetError(err);
+      this.metrics.natsMessages.inc({ endpoint: "heartbeat", result: AUTH_CODES.has(e.code) ? "unauthenticated" : "error" });
+      this.log.debug({ node: decoded.value.node, code: e.code, err: e.message }, "heartbeat refused");
+    }
   }
 
   async stop(): Promise<void> {
     this.heartbeats?.unsubscribe();
+    this.heartbeatQueue.stop();
     await this.service?.stop().catch(() => undefined);
   }
 

@@ -385,9 +385,9 @@ export class Reconciler {
     setImmediate(() => void this.tick());
   }
 
-  heartbeat(hb: Heartbeat): void {
+  heartbeat(hb: Heartbeat, receivedAt = Date.now()): void {
     this.authenticate(hb, "heartbeat", MacPurpose.Heartbeat);
-    this.observer.ingest(hb);
+    this.observer.ingest(hb, receivedAt);
     const r = this.records.get(hb.cluster, hb.node);
     // Heartbeats carry the same Incus facts as a pull; a change in membership must not wait for the next pull.
     if (r?.facts && (r.facts.incus.clustered !== hb.incus.clustered || r.facts.incus.reachable !== hb.incus.reachable || r.facts.incus.version !== hb.incus.version || r.facts.incus.busy !== hb.incus.busy)) {

@@ -144,6 +144,12 @@ export class StatusView implements MetricsSource {
     };
   }
 
+  /** Clusters without quorum, from the last evaluations only: cheap enough for a health check polled every second. */
+  quorumLost(): string[] {
+    const now = Date.now();
+    return this.reconciler.spec().clusters.filter((c) => this.observer.health(c.name, now, STATUS_MAX_AGE_MS).status === "quorum-lost").map((c) => c.name);
+  }
+
   summaries(): ClusterSummary[] {
     const now = Date.now();
     return this.reconciler.spec().clusters.map((c) => {

@@ -8,6 +8,7 @@ import { startNatsServer, type NatsServer } from "./nats-server.js";
 import type { DelayedLink } from "./delayed-link.js";
 import { createBridges, createHost, labNetwork, removeBridges, removeHost, removeStale, type HostLinks, type LabNetwork } from "./network.js";
 import { startDaemon, stopDaemon, systemEnv, waitFor, type Daemon } from "./processes.js";
+import { COORDINATOR_NODE_FLAGS } from "../coordinator/node-flags.js";
 
 export const LAB_ROOT = "/tmp/incus-fleet-lab";
 const DIST = fileURLToPath(new URL("..", import.meta.url));
@@ -130,7 +131,7 @@ export class FleetLab {
     this.coordinatorPort ||= await freePort();
     this.coordinatorStarts += 1;
     const log = join(this.root, `coordinator-${this.coordinatorStarts}.log`);
-    this.coordinator = startDaemon(process.execPath, [COORDINATOR_MAIN], {
+    this.coordinator = startDaemon(process.execPath, [...COORDINATOR_NODE_FLAGS, COORDINATOR_MAIN], {
       env: systemEnv({
         FLEET_NATS_SERVERS: this.nats.url,
         FLEET_HTTP_HOST: "127.0.0.1",

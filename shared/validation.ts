@@ -81,9 +81,12 @@ export class WireCodec<S extends TSchema> {
     this.validator = new Validator(schema);
   }
   decode(data: Uint8Array): Decoded<Static<S>> {
+    return this.decodeText(decoder.decode(data));
+  }
+  decodeText(text: string): Decoded<Static<S>> {
     let value: unknown;
     try {
-      value = JSON.parse(decoder.decode(data));
+      value = JSON.parse(text);
     } catch {
       return { ok: false, reason: `${this.name}: not valid JSON` };
     }

@@ -20,7 +20,7 @@ export const MemberParams = Type.Object({ cluster: Name, member: Name });
 export const HealthReply = Type.Object({
   status: Type.Union([Type.Literal("ok"), Type.Literal("degraded")]),
   version: Type.String(),
-  nats: Type.Object({ connected: Type.Boolean() }),
+  nats: Type.Object({ connected: Type.Boolean(), heartbeatBacklog: Type.Integer({ description: "heartbeats received and not yet processed" }) }),
   specRevision: Type.Integer(),
   clusters: Type.Integer(),
 });

@@ -1,5 +1,6 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
+import { COORDINATOR_NODE_FLAGS } from "../../coordinator/node-flags.js";
 
 function unit(name: string): Map<string, string[]> {
   const text = readFileSync(new URL(`../../../systemd/${name}`, import.meta.url), "utf8");
@@ -18,9 +19,14 @@ for (const name of ["incus-fleet-agent.service", "incus-fleet-coordinator.servic
     t.deepEqual(u.get("Restart"), ["on-failure"]);
     for (const key of ["NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp", "CapabilityBoundingSet", "SystemCallFilter", "RestrictAddressFamilies"]) t.true(u.has(key), `${key} is set`);
     t.false(u.has("MemoryDenyWriteExecute"), "V8 needs writable executable memory");
-    t.regex(u.get("ExecStart")![0]!, /^\/usr\/bin\/node \/opt\/incus-fleet\/dist\/(agent|coordinator)\/main\.js/);
+    t.regex(u.get("ExecStart")![0]!, /^\/usr\/bin\/node (--\S+ )*\/opt\/incus-fleet\/dist\/(agent|coordinator)\/main\.js/);
   });
 }
+
+test("the coordinator's unit runs it with the V8 flags the lab and the benchmarks use", (t) => {
+  const execStart = unit("incus-fleet-coordinator.service").get("ExecStart")![0]!;
+  t.deepEqual(execStart.split(" ").filter((w) => w.startsWith("--") && execStart.indexOf(w) < execStart.indexOf("/opt/")), COORDINATOR_NODE_FLAGS);
+});
 
 test("the agent reaches the Incus socket through the incus-admin group and gets its password as a credential", (t) => {
   const u = unit("incus-fleet-agent.service");

@@ -3,14 +3,14 @@ import { FLEET_VERSION } from "../../../shared/index.js";
 import type { AppDeps } from "../app.js";
 import { HealthReply, NodeList, PlanReply } from "../schemas.js";
 
-export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { reconciler, nc, status }) => {
+export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { reconciler, nc, status, metrics }) => {
   app.get("/v1/health", { schema: { response: { 200: HealthReply } } }, async () => {
     const connected = !!nc && !nc.isClosed();
-    const degraded = !connected || status.summaries().some((c) => c.health === "quorum-lost");
+    const degraded = !connected || status.quorumLost().length > 0;
     return {
       status: degraded ? ("degraded" as const) : ("ok" as const),
       version: FLEET_VERSION,
-      nats: { connected },
+      nats: { connected, heartbeatBacklog: metrics.heartbeatBacklogNow() },
       specRevision: reconciler.specState().revision,
       clusters: reconciler.spec().clusters.length,
     };
