@@ -89,6 +89,7 @@ export class FleetAgent {
       // Every part of a beat must fit in the interval, or a slow daemon would make the agent look lost.
       probeTimeoutMs: Math.min(config.probeTimeoutMs, Math.max(200, config.heartbeatIntervalMs * 0.8)),
       viewTimeoutMs: Math.max(200, config.heartbeatIntervalMs * 0.8),
+      viewEvery: Math.max(1, config.viewEvery),
     });
   }
 

@@ -19,6 +19,14 @@ const agentSchema = {
   heartbeat: {
     intervalMs: { doc: "Heartbeat interval", format: "nat", default: 1_000, env: "FLEET_HEARTBEAT_INTERVAL_MS", arg: "heartbeat-interval-ms" },
     clockEvery: { doc: "Measure the clock offset every N heartbeats", format: "nat", default: 10, env: "FLEET_CLOCK_EVERY", arg: "clock-every" },
+    viewEvery: {
+      // Every read of the member list asks the database leader: once a second from every member slowed Incus's own joins.
+      doc: "Read the cluster's member list every N heartbeats",
+      format: "nat",
+      default: 3,
+      env: "FLEET_VIEW_EVERY",
+      arg: "view-every",
+    },
   },
   probe: {
     peersPerRound: { doc: "At most this many peers are probed per heartbeat; the rest in later rounds", format: "nat", default: 8, env: "FLEET_PROBE_PEERS", arg: "probe-peers" },
@@ -43,6 +51,7 @@ export interface AgentConfig {
   incusTimeoutMs: number;
   heartbeatIntervalMs: number;
   clockEvery: number;
+  viewEvery: number;
   probePeersPerRound: number;
   probeTimeoutMs: number;
   pullIntervalMs: number;
@@ -69,6 +78,7 @@ export function loadAgentConfig(args?: string[], env?: NodeJS.ProcessEnv): Agent
     incusTimeoutMs: c.get("incus.timeoutMs"),
     heartbeatIntervalMs: c.get("heartbeat.intervalMs"),
     clockEvery: c.get("heartbeat.clockEvery"),
+    viewEvery: c.get("heartbeat.viewEvery"),
     probePeersPerRound: c.get("probe.peersPerRound"),
     probeTimeoutMs: c.get("probe.timeoutMs"),
     pullIntervalMs: c.get("pull.intervalMs"),

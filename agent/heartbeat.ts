@@ -11,6 +11,8 @@ export interface HeartbeatOptions {
   probeTimeoutMs: number;
   /** How long a view or pool query may take before the member counts as cut off from its database. */
   viewTimeoutMs: number;
+  /** Read the member list every this many beats. */
+  viewEvery: number;
 }
 
 /**
@@ -40,7 +42,10 @@ function hostPortOf(url: string): string {
  */
 export class HeartbeatCollector {
   private cursor = 0;
+  /** The last good view: its members are the peers probed, even while the database cannot be read. */
   private lastView: ClusterView | null = null;
+  /** The view read last, while it is good: reused for a few beats. */
+  private reusableView: ClusterView | null = null;
   private lastSentView = "";
   private slow: [PoolState[], { total: number; running: number }] | null = null;
   private poolSpace = new Map<string, { usedBytes: number; totalBytes: number }>();
@@ -133,7 +138,8 @@ export class HeartbeatCollector {
     this.beats += 1;
     const [incus, view, peers, natsMs] = await Promise.all([
       readIncusFacts(this.incus, this.options.viewTimeoutMs, { members: false }),
-      this.view(),
+      // A good view is reused for a few beats; a failing or missing one is read again at once.
+      this.reusableView && this.beats % this.options.viewEvery !== 0 ? Promise.resolve(this.reusableView) : this.view(),
       this.probePeers(this.lastView ?? undefined),
       natsRtt(),
     ]);
@@ -142,6 +148,7 @@ export class HeartbeatCollector {
     const [pools, instances] = this.slow;
     // The member list travels in the view; heartbeats do not repeat it in the facts.
     if (view?.ok) this.lastView = view;
+    this.reusableView = view?.ok ? view : null;
     const signature = view ? JSON.stringify(view) : "";
     const sendView = !!view && (signature !== this.lastSentView || this.beats % 10 === 0);
     this.lastSentView = signature;

@@ -58,7 +58,7 @@ async function formWithFleet(lab: FleetLab, names: string[], cluster: string, st
     const events: { at: number; event: FleetEvent }[] = [];
     nc.subscribe(Subject.challenge, { callback: (_e, m) => void asking.add(m.json<{ node: string }>().node) });
     nc.subscribe(Subject.eventsOf(cluster), { callback: (_e, m) => void events.push({ at: performance.now(), event: m.json<FleetEvent>() }) });
-    for (const n of names) lab.startAgent(n, { cluster, password: "bench-password", env: { FLEET_LOG_LEVEL: "warn", FLEET_HEARTBEAT_INTERVAL_MS: arg("heartbeat-ms", "1000"), FLEET_PROBE_PEERS: arg("probe-peers", "8") } });
+    for (const n of names) lab.startAgent(n, { cluster, password: "bench-password", env: { FLEET_LOG_LEVEL: "warn", FLEET_HEARTBEAT_INTERVAL_MS: arg("heartbeat-ms", "1000"), FLEET_PROBE_PEERS: arg("probe-peers", "8"), FLEET_VIEW_EVERY: arg("view-every", "3") } });
     await waitFor("every agent asking for a role", () => asking.size === names.length, 30_000, 10);
     await sleepUntil(startAt);
     // The clock starts when the spec is applied: the PUT has returned, the spec is stored and its keys derived.

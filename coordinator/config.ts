@@ -20,7 +20,7 @@ const coordinatorSchema = {
     lostAfterIntervals: { doc: "An agent is lost after this many missed heartbeats", format: "nat", default: 3, env: "FLEET_LOST_AFTER", arg: "lost-after" },
     latencyThresholdMs: { doc: "Links slower than this are flagged", format: "nat", default: 50, env: "FLEET_LATENCY_THRESHOLD_MS", arg: "latency-threshold-ms" },
     clockOffsetLimitMs: { doc: "Clocks further off than this are flagged", format: "nat", default: 500, env: "FLEET_CLOCK_OFFSET_LIMIT_MS", arg: "clock-offset-limit-ms" },
-    splitGraceMs: { doc: "How long agents' views must disagree before destructive actions are held", format: "nat", default: 2_000, env: "FLEET_SPLIT_GRACE_MS", arg: "split-grace-ms" },
+    splitGraceMs: { doc: "How long agents' views must disagree before destructive actions are held; longer than agents take to refresh their views (3 heartbeats)", format: "nat", default: 4_000, env: "FLEET_SPLIT_GRACE_MS", arg: "split-grace-ms" },
   },
   join: {
     timeoutMs: { doc: "A join not finished by then is given up and retried", format: "nat", default: 120_000, env: "FLEET_JOIN_TIMEOUT_MS", arg: "join-timeout-ms" },

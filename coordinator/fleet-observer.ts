@@ -25,7 +25,7 @@ export const DEFAULT_OBSERVER_OPTIONS: ObserverOptions = {
   lostAfterIntervals: 3,
   latencyThresholdMs: 50,
   clockOffsetLimitMs: 500,
-  splitGraceMs: 2_000,
+  splitGraceMs: 4_000,
   defaultIntervalMs: 1_000,
 };
 

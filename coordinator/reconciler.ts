@@ -691,7 +691,9 @@ export class Reconciler {
       await this.setState(cluster, node, NodeState.Member, "joined the cluster");
       this.events.publish(cluster, "join.completed", `${node} joined cluster ${cluster}`, { node, data: { durationMs, detail } });
     }
-    if (wasJoining) this.nudge(cluster, `${node} joined`);
+    // Only the waiting members' held pulls are answered again. A join changes no member's role, and a
+    // nudge would have every member read its cluster's member list just as the next join starts.
+    if (wasJoining) this.wake(cluster);
   }
 
   private async finishOp(cluster: string, id: string): Promise<void> {
