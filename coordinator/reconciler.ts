@@ -55,6 +55,8 @@ const RETRY_STEP_MS = 5_000;
 const HEALTH_MAX_AGE_MS = 1_000;
 /** Every cluster's steps are looked at at least this often, even when nothing seems to change. */
 const FULL_TICK_MS = 5_000;
+/** Longer than agents take to read their views again (every third heartbeat) and send them. */
+const RETIRED_VIEW_GRACE_MS = 10_000;
 /** A token minted ahead is used only this fresh; Incus tokens live far longer, but plans change. */
 const PREMINT_MAX_AGE_MS = 60_000;
 
@@ -520,12 +522,24 @@ export class Reconciler {
       op: this.ops.get(cluster) ?? null,
       nodes,
       // Planning and refusals count members with silent agents as offline: the safe side.
-      members: h.members?.map((m) => ({ name: m.name, status: m.safetyStatus, roles: m.roles, description: m.description, failureDomain: m.failureDomain, groups: m.groups })) ?? null,
+      members:
+        h.members
+          ?.filter((m) => !this.justRetired(cluster, m.name, now))
+          .map((m) => ({ name: m.name, status: m.safetyStatus, roles: m.roles, description: m.description, failureDomain: m.failureDomain, groups: m.groups })) ?? null,
       hold: h.hold,
       clusterVersion: versions[0] ?? null,
       meta: this.metas.get(cluster) ?? { settingsApplied: null, resourcesApplied: [] },
       now,
     };
+  }
+
+  /**
+   * A member removed a moment ago still shows in the views agents read
+   * before its removal; planning from those would remove it again.
+   */
+  private justRetired(cluster: string, node: string, now: number): boolean {
+    const r = this.records.get(cluster, node);
+    return r?.state === NodeState.Retired && now - Date.parse(r.since) < RETIRED_VIEW_GRACE_MS;
   }
 
   /** Where formation stands, without planning: cheap enough for status pages over thousands of members. */
