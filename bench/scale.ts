@@ -11,7 +11,6 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { setPriority } from "node:os";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
@@ -146,9 +145,6 @@ async function runSize(agentCount: number, options: { perCluster: number; window
   // pull often: their round trips are not stretched by the fleet simulator's own busy event loop.
   const simulator = fork(SIMULATOR, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: ["--max-old-space-size=4096"] });
   const quiet = fork(SIMULATOR, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  // In a fleet the agents run on hosts of their own. Here the load generator shares two cores with
-  // what it measures, so it yields to it: it still gets every cycle the coordinator and NATS leave.
-  setPriority(simulator.pid!, Number(arg("simulator-nice", "10")));
   try {
     await waitFor("the coordinator", async () => (await fetch(`${url}/v1/health`)).ok, 20_000, 50);
     await Promise.all([ask(simulator, null, "ready"), ask(quiet, null, "ready")]);
