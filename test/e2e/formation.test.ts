@@ -26,6 +26,8 @@ test("three agents form a three-member cluster; a fourth with a wrong password g
   t.false((await node4Incus.server()).environment.server_clustered);
   node4Incus.close();
 
+  // Incus lists a joining member online before its join has returned: the coordinator's record of it comes after.
+  await log.waitFor("join.completed", "node3", 30_000);
   t.is(log.events.filter((e) => e.kind === "bootstrap.claimed").length, 1);
   t.is(log.events.filter((e) => e.kind === "join.completed").length, 2);
   const everything = lab.coordinatorLogs() + ["node1", "node2", "node3", "node4"].map((n) => lab.agentLog(n)).join("") + JSON.stringify(log.events);
