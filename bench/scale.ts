@@ -6,8 +6,10 @@
  *   node dist/bench/scale.js --agents 1000,5000
  *
  * Prints one JSON line per size: heartbeats processed per second, assignment
- * round trips (p50/p99), time to form every cluster, coordinator memory and
- * CPU, and the latency of the API call listing every member.
+ * round trips (p50/p99) timed by the agents of one more, small cluster run in
+ * a quiet process of their own (and as the fleet simulator saw them), time
+ * to form every cluster, coordinator memory and CPU, and the latency of the
+ * API call listing every member, measured after the assignment window.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
