@@ -26,6 +26,7 @@ import { HeartbeatCollector } from "./heartbeat.js";
 import { IncusClient } from "./incus-client.js";
 import { nodeFacts, readIncusFacts, runningMembershipOperation } from "./node-facts.js";
 import { runPreflight, standInOnClusterPort, type PortStandIn } from "./preflight.js";
+import { WakeableSleep } from "./wakeable-sleep.js";
 
 const commandCodec = new WireCodec("Command", Command);
 const nudgeCodec = new WireCodec("Nudge", Nudge);
@@ -56,7 +57,7 @@ export class FleetAgent {
   private readonly collector: HeartbeatCollector;
   private readonly subs: Subscription[] = [];
   private stopping = false;
-  private wake: (() => void) | null = null;
+  private readonly sleeper = new WakeableSleep();
   private clock: ClockSample | null = null;
   private lastAssignment: Assignment | null = null;
   private readonly seenCommands = new Map<string, number>();
@@ -104,7 +105,7 @@ export class FleetAgent {
         callback: (_err, msg) => {
           const nudge = nudgeCodec.decode(msg.data);
           if (!nudge.ok) return this.dropMessage(nudge.reason);
-          this.wake?.();
+          this.sleeper.wake();
         },
       }),
     );
@@ -114,7 +115,7 @@ export class FleetAgent {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
+    this.sleeper.wake();
     for (const sub of this.subs) sub.unsubscribe();
     await Promise.allSettled(this.loops);
     await this.releasePort();
@@ -128,18 +129,7 @@ export class FleetAgent {
 
   /** Sleeps, but wakes early when the coordinator nudges this cluster or the agent stops. */
   private pause(ms: number): Promise<void> {
-    if (this.stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = null;
-        done();
-      };
-    });
+    return this.stopping ? Promise.resolve() : this.sleeper.sleep(ms);
   }
 
   /** Reads the facts, first letting a bootstrap or join that was running when this agent (re)started finish. */

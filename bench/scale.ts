@@ -59,8 +59,7 @@ function ask<T>(child: ChildProcess, request: unknown, reply: string): Promise<T
 }
 
 /** The coordinator's own record of event-loop stalls and garbage-collection pauses (prom-client defaults). */
-async function pauses(url: string): Promise<{ eventLoopLagP99Ms: number; eventLoopLagMaxMs: number; gcSecondsByKind: Record<string, number> }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+function pauses(text: string): { eventLoopLagP99Ms: number; eventLoopLagMaxMs: number; gcSecondsByKind: Record<string, number> } {
   const gauge = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? NaN) * 1000;
   const gcSecondsByKind: Record<string, number> = {};
   for (const m of text.matchAll(/^fleet_coordinator_nodejs_gc_duration_seconds_sum\{kind="(\w+)"\} ([0-9.e+-]+)$/gm)) gcSecondsByKind[m[1]!] = round(Number(m[2]), 3);
@@ -68,8 +67,7 @@ async function pauses(url: string): Promise<{ eventLoopLagP99Ms: number; eventLo
 }
 
 /** A percentile read off the coordinator's own histogram of how long it took to answer assignment pulls. */
-async function coordinatorAssignSeconds(url: string): Promise<{ buckets: [number, number][]; count: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+function coordinatorAssignSeconds(text: string): { buckets: [number, number][]; count: number } {
   const buckets = [...text.matchAll(/^fleet_nats_request_duration_seconds_bucket\{le="([^"]+)",endpoint="assign"\} (\d+)$/gm)].map((m): [number, number] => [m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2])]);
   const count = Number(/^fleet_nats_request_duration_seconds_count\{endpoint="assign"\} (\d+)$/m.exec(text)?.[1] ?? 0);
   return { buckets, count };
@@ -92,8 +90,7 @@ interface PullStats {
 }
 
 /** The coordinator's V8 heap and the memory held outside it, from prom-client's process metrics. */
-async function heapFigures(url: string): Promise<{ heapUsedMb: number; heapTotalMb: number; externalMb: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+function heapFigures(text: string): { heapUsedMb: number; heapTotalMb: number; externalMb: number } {
   const mb = (name: string) => round(Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(text)?.[1] ?? NaN) / 2 ** 20);
   return { heapUsedMb: mb("fleet_coordinator_nodejs_heap_size_used_bytes"), heapTotalMb: mb("fleet_coordinator_nodejs_heap_size_total_bytes"), externalMb: mb("fleet_coordinator_nodejs_external_memory_bytes") };
 }
@@ -103,8 +100,12 @@ async function backlog(url: string): Promise<number> {
   return ((await (await fetch(`${url}/v1/health`)).json()) as { nats: { heartbeatBacklog: number } }).nats.heartbeatBacklog;
 }
 
-async function heartbeatsProcessed(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+/** The coordinator's Prometheus text: a scrape at each end of the window, every figure read from it. */
+async function scrape(url: string): Promise<string> {
+  return (await fetch(`${url}/metrics`)).text();
+}
+
+function heartbeatsProcessed(text: string): number {
   const m = /fleet_nats_messages_total\{endpoint="heartbeat",result="ok"\} (\d+)/.exec(text);
   return m ? Number(m[1]) : 0;
 }
@@ -175,10 +176,11 @@ async function runSize(agentCount: number, options: { perCluster: number; window
     await waitFor("the heartbeat backlog to drain", async () => (await backlog(url)) < 100, 300_000, 250);
     const backlogDrainMs = performance.now() - drainStarted;
     const scrapeStarted = performance.now();
-    const beforeBeats = await heartbeatsProcessed(url);
+    const scrapedBefore = await scrape(url);
     const beatsCountedAt = performance.now();
     const metricsScrapeMs = beatsCountedAt - scrapeStarted;
-    const assignBefore = await coordinatorAssignSeconds(url);
+    const beforeBeats = heartbeatsProcessed(scrapedBefore);
+    const assignBefore = coordinatorAssignSeconds(scrapedBefore);
     // The benchmark's own scrapes stay outside the measured window.
     await new Promise((r) => setTimeout(r, 1_000));
     simulator.send({ type: "reset-stats" });
@@ -200,13 +202,14 @@ async function runSize(agentCount: number, options: { perCluster: number; window
     const after = processUsage(coordinator.pid);
     const simAfter = processUsage(simulator.pid!);
     const natsAfter = processUsage(nats.daemon.pid);
-    const afterBeats = await heartbeatsProcessed(url);
+    const scrapedAfter = await scrape(url);
+    const afterBeats = heartbeatsProcessed(scrapedAfter);
     const cpu = (a: { cpuSeconds: number }, b: { cpuSeconds: number }) => round(((b.cpuSeconds - a.cpuSeconds) * 100_000) / windowMs);
     const heartbeatsPerSecond = ((afterBeats - beforeBeats) * 1000) / (performance.now() - beatsCountedAt);
     const heartbeatsExpected = (agentCount + quietCluster.members.length) * (1000 / options.heartbeatMs);
-    const stalls = await pauses(url);
-    const assignAfter = await coordinatorAssignSeconds(url);
-    const memory = await heapFigures(url);
+    const stalls = pauses(scrapedAfter);
+    const assignAfter = coordinatorAssignSeconds(scrapedAfter);
+    const memory = heapFigures(scrapedAfter);
 
     // Listing every member is measured after, not during, the assignment window: what a listing
     // costs the event loop is a figure of its own, not a hidden part of the round trips above.

@@ -3,6 +3,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { certificateFingerprint } from "../../shared/index.js";
 
 /**
  * A SIMULATED Incus, for the scale benchmark only: thousands of members on
@@ -28,7 +29,7 @@ N10KFOutYFIG65+84kO54d9fnlD+EBzCJtAVcwIxAJ28g1l/lxLMBVqYSQR04PvY
 SzrwOy+MOOfbBBhddV5PfPZLPOrzGbRUZeGGJVGp0A==
 -----END CERTIFICATE-----
 `;
-export const SIMULATED_FINGERPRINT = "79c44f66ea341b022274894e76e9f7411def06aea079fe3d6cf523c71f6cb093";
+export const SIMULATED_FINGERPRINT = certificateFingerprint(SIMULATED_CERTIFICATE);
 const API_EXTENSIONS = Array.from({ length: 450 }, (_, i) => `extension_${i}`);
 const MAX_VOTERS = 3;
 const MAX_STANDBY = 2;

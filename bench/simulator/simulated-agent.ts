@@ -4,6 +4,7 @@ import { CoordinatorLink } from "../../agent/coordinator-link.js";
 import { ensureBootstrapped, ensureJoined } from "../../agent/formation.js";
 import { probeRound } from "../../agent/heartbeat.js";
 import { IncusClient } from "../../agent/incus-client.js";
+import { WakeableSleep } from "../../agent/wakeable-sleep.js";
 import {
   Command,
   FLEET_VERSION,
@@ -46,7 +47,7 @@ export class SimulatedAgent {
   private cursor = 0;
   private beats = 0;
   private sentVersion = -1;
-  private wake: (() => void) | null = null;
+  private readonly sleeper = new WakeableSleep();
   /** Round trips of assignment pulls that were not held by the coordinator (milliseconds). */
   readonly pullRtts: number[] = [];
   clustered = false;
@@ -64,29 +65,19 @@ export class SimulatedAgent {
 
   start(): void {
     this.nc.subscribe(Subject.command(this.cluster, this.member.name), { callback: (_e, m) => void this.onCommand(m.data, (d) => m.respond(d)) });
-    this.nc.subscribe(Subject.nudge(this.cluster), { callback: () => this.wake?.() });
+    this.nc.subscribe(Subject.nudge(this.cluster), { callback: () => this.sleeper.wake() });
     void this.loop();
     setTimeout(() => this.heartbeatTimer(), Math.random() * this.options.heartbeatMs);
   }
 
   stop(): void {
     this.running = false;
-    this.wake?.();
+    this.sleeper.wake();
     this.incus.close();
   }
 
   private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = null;
-        done();
-      };
-    });
+    return this.sleeper.sleep(ms);
   }
 
   private memberNames: { version: number; names: string[] } | null = null;
