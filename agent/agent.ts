@@ -1,16 +1,18 @@
+import type { KeyObject } from "node:crypto";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import {
   Command,
   deriveClusterKeys,
   ErrorCode,
   FleetError,
-  MacPurpose,
+  macFrame,
   Nudge,
-  signed,
+  openSignedFrame,
+  replyContext,
   Subject,
-  verifyMac,
   WireCodec,
   type Assignment,
+  type Capabilities,
   type ClusterKeys,
   type CommandResult,
   type Logger,
@@ -19,18 +21,18 @@ import {
   type ReportOutcome,
 } from "../shared/index.js";
 import type { AgentConfig } from "./config.js";
-import { runCommand } from "./commands.js";
+import { runCommand } from "./commands/index.js";
+import { candidateVersion } from "./commands/host-actions.js";
 import { CoordinatorLink, type ClockSample } from "./coordinator-link.js";
 import { ensureBootstrapped, ensureJoined } from "./formation.js";
 import { HeartbeatCollector } from "./heartbeat.js";
 import { IncusClient } from "./incus-client.js";
-import { nodeFacts, readIncusFacts, runningMembershipOperation } from "./node-facts.js";
+import { nodeFacts, readCapabilities, readIdentity, readIncusFacts, runningMembershipOperation } from "./node-facts.js";
 import { runPreflight, standInOnClusterPort, type PortStandIn } from "./preflight.js";
 import { WakeableSleep } from "./wakeable-sleep.js";
 
 const commandCodec = new WireCodec("Command", Command);
 const nudgeCodec = new WireCodec("Nudge", Nudge);
-const encoder = new TextEncoder();
 
 /** Commands older than this (by the coordinator's clock as the agent measures it) are refused as replays. */
 const COMMAND_MAX_AGE_MS = 5 * 60_000;
@@ -39,6 +41,10 @@ const REPORT_RETRY_LIMIT_MS = 60_000;
 const LONG_POLL_MS = 10_000;
 /** How long an agent refused for its password or its name waits before asking again. */
 const REJECTED_RETRY_MS = 10_000;
+/** The host's certificate, capabilities and candidate version are read again this often. */
+const HOST_FACTS_EVERY_MS = 60_000;
+/** Commands that take minutes: a second one for the same member while one runs waits for the same result. */
+const LONG_COMMANDS = new Set(["evacuate", "restore", "remove-member", "host-action"]);
 
 export interface AgentStatus {
   enrolled: boolean;
@@ -73,16 +79,19 @@ export class FleetAgent {
   /** Listens on the cluster port while the member waits to join, for the cluster's reverse check. */
   private standIn: PortStandIn | null = null;
   private firstFacts = true;
+  private hostFacts: { at: number; fingerprint?: string; capabilities?: Capabilities; candidateVersion?: string } = { at: 0 };
+  private readonly running = new Map<string, Promise<CommandResult>>();
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly config: AgentConfig,
+    private readonly coordinatorKey: KeyObject,
     private readonly log: Logger,
     keys?: ClusterKeys,
   ) {
     this.keys = keys ?? deriveClusterKeys(config.cluster, config.password);
     this.incus = new IncusClient(config.incusSocket, config.incusTimeoutMs);
-    this.link = new CoordinatorLink(nc, this.keys, config.cluster, config.node, config.requestTimeoutMs);
+    this.link = new CoordinatorLink(nc, this.keys, coordinatorKey, config.cluster, config.node, config.requestTimeoutMs);
     this.serverName = config.node;
     this.collector = new HeartbeatCollector(this.incus, () => this.serverName, {
       intervalMs: config.heartbeatIntervalMs,
@@ -99,7 +108,8 @@ export class FleetAgent {
   }
 
   start(): void {
-    this.subs.push(this.nc.subscribe(Subject.command(this.config.cluster, this.config.node), { callback: (_err, msg) => void this.onCommand(msg.data, (d) => msg.respond(d)) }));
+    const commands = Subject.command(this.config.cluster, this.config.node);
+    this.subs.push(this.nc.subscribe(commands, { callback: (_err, msg) => void this.onCommand(commands, msg.data, (d) => msg.respond(d)) }));
     this.subs.push(
       this.nc.subscribe(Subject.nudge(this.config.cluster), {
         callback: (_err, msg) => {
@@ -148,7 +158,22 @@ export class FleetAgent {
       incus = await readIncusFacts(this.incus);
     }
     if (incus.serverName && incus.clustered) this.serverName = incus.serverName;
-    return nodeFacts(this.config.address, incus);
+    return nodeFacts(this.config.address, incus, await this.readHostFacts(incus.reachable));
+  }
+
+  /** What changes rarely: the host's own certificate, what its Incus can create, the version its packages offer. */
+  private async readHostFacts(reachable: boolean): Promise<Partial<Pick<NodeFacts, "fingerprint" | "capabilities" | "candidateVersion">>> {
+    if (reachable && (Date.now() - this.hostFacts.at > HOST_FACTS_EVERY_MS || !this.hostFacts.fingerprint)) {
+      try {
+        const server = await this.incus.server();
+        const [fingerprint, version] = await Promise.all([readIdentity(this.incus, server), candidateVersion(this.config.candidateVersionCommand)]);
+        this.hostFacts = { at: Date.now(), capabilities: readCapabilities(server), ...(fingerprint ? { fingerprint } : {}), ...(version ? { candidateVersion: version } : {}) };
+      } catch (err) {
+        this.log.debug({ err: String(err) }, "could not read the host's certificate and capabilities yet");
+      }
+    }
+    const { at: _at, ...facts } = this.hostFacts;
+    return facts;
   }
 
   private async assignmentLoop(): Promise<void> {
@@ -250,7 +275,7 @@ export class FleetAgent {
     while (!this.stopping) {
       try {
         // The next member waits for this report: GET /1.0 and the running operations are all it needs.
-        const facts = nodeFacts(this.config.address, await readIncusFacts(this.incus, this.config.incusTimeoutMs, { members: false }));
+        const facts = nodeFacts(this.config.address, await readIncusFacts(this.incus, this.config.incusTimeoutMs, { members: false }), await this.readHostFacts(true));
         await this.link.report({ outcome, assignment: what, detail, ...(code ? { code } : {}), durationMs: Date.now() - started, facts });
         return;
       } catch (err) {
@@ -286,23 +311,31 @@ export class FleetAgent {
     }
   }
 
-  private async onCommand(data: Uint8Array, respond: (data: Uint8Array) => boolean): Promise<void> {
-    const decoded = commandCodec.decode(data);
+  /**
+   * A command from the cluster's owner. It must be signed with the
+   * coordinators' key for this very subject, be meant for this agent process,
+   * come from an owner no older than one this agent has heard from, be
+   * fresh and not seen before. Only then is it run; the answer is framed
+   * with the cluster key.
+   */
+  private async onCommand(subject: string, data: Uint8Array, respond: (data: Uint8Array) => boolean): Promise<void> {
+    const opened = openSignedFrame(this.coordinatorKey, subject, data);
+    if (!opened.ok) return this.dropMessage(`Command: ${opened.reason}`);
+    const decoded = commandCodec.decodeText(opened.json);
     if (!decoded.ok) return this.dropMessage(decoded.reason);
     const command = decoded.value;
-    if (!verifyMac(this.keys.mac, MacPurpose.Command, command)) return this.dropMessage("Command: not signed with this cluster's key");
+    if (command.cluster !== this.config.cluster || command.node !== this.config.node) return this.dropMessage("Command: for another host");
     if (command.instance !== this.link.instance) return this.dropMessage("Command: meant for an earlier run of this agent");
-    const coordinatorNow = Date.now() + (this.clock?.offsetMs ?? 0);
-    if (Math.abs(coordinatorNow - command.issuedAt) > COMMAND_MAX_AGE_MS || this.seenCommands.has(command.id)) {
-      return this.dropMessage("Command: replayed or too old");
-    }
+    if (command.epoch < this.link.epoch) return this.dropMessage(`Command: from a coordinator whose lease (${command.epoch}) is older than the owner's (${this.link.epoch})`);
+    if (Math.abs(this.link.now() - command.issuedAt) > COMMAND_MAX_AGE_MS || this.seenCommands.has(command.id)) return this.dropMessage("Command: replayed or too old");
+    this.link.epoch = command.epoch;
     this.seenCommands.set(command.id, Date.now());
     for (const [id, at] of this.seenCommands) if (Date.now() - at > COMMAND_MAX_AGE_MS * 2) this.seenCommands.delete(id);
 
     let reply: { ok: true; inReplyTo: string; result: CommandResult } | { ok: false; inReplyTo: string; error: { code: string; message: string } };
     const started = Date.now();
     try {
-      const result = await runCommand({ incus: this.incus, keys: this.keys, cluster: this.config.cluster, address: this.config.address }, command.body);
+      const result = await this.runOnce(command.body);
       this.log.debug({ command: command.body.kind, ms: Date.now() - started }, "command done");
       reply = { ok: true, inReplyTo: command.id, result };
     } catch (err) {
@@ -310,6 +343,18 @@ export class FleetAgent {
       this.log.warn({ command: command.body.kind, code: e.code, err: e.message }, "command failed");
       reply = { ok: false, inReplyTo: command.id, error: { code: e.code, message: e.message } };
     }
-    respond(encoder.encode(JSON.stringify(signed(this.keys.mac, MacPurpose.CommandReply, reply))));
+    respond(macFrame(this.keys.mac, replyContext(subject), reply));
+  }
+
+  /** Long commands for one member run once at a time: a coordinator that took over and asks again gets the same result. */
+  private runOnce(body: Command["body"]): Promise<CommandResult> {
+    const run = () => runCommand({ incus: this.incus, keys: this.keys, cluster: this.config.cluster, address: this.config.address, hostActions: this.config.hostActions }, body);
+    if (!LONG_COMMANDS.has(body.kind)) return run();
+    const key = `${body.kind}/${"member" in body ? body.member : this.config.node}`;
+    const known = this.running.get(key);
+    if (known) return known;
+    const promise = run().finally(() => this.running.delete(key));
+    this.running.set(key, promise);
+    return promise;
   }
 }

@@ -1,8 +1,34 @@
 import { hostname } from "node:os";
-import { commonSchema, loadConfig, readSecretFile } from "../shared/index.js";
+import { agentInboxPrefix, commonSchema, loadConfig, natsOptionsOf, readSecretFile, type NatsOptions } from "../shared/index.js";
+import type { HostActionCommands } from "./commands/host-actions.js";
 
 const agentSchema = {
   ...commonSchema,
+  coordinatorKeyFile: {
+    doc: "The coordinators' public signing key (PEM), written by incus-fleet setup: answers and commands not signed with it are refused",
+    format: "nonempty-string",
+    default: "/etc/incus-fleet/coordinator.pub",
+    env: "FLEET_COORDINATOR_KEY_FILE",
+    arg: "coordinator-key-file",
+  },
+  hostActions: {
+    restartIncus: { doc: "Command that restarts Incus on this host, for rollouts ('' refuses the action)", format: String, default: "systemctl restart incus.service", env: "FLEET_ACTION_RESTART_INCUS", arg: "action-restart-incus" },
+    upgradeIncus: {
+      doc: "Command that upgrades Incus on this host to $INCUS_TARGET_VERSION and restarts it ('' refuses the action)",
+      format: String,
+      default: "apt-get install -y --only-upgrade incus incus-base incus-client && systemctl restart incus.service",
+      env: "FLEET_ACTION_UPGRADE_INCUS",
+      arg: "action-upgrade-incus",
+    },
+    reboot: { doc: "Command that reboots this host ('' refuses the action)", format: String, default: "systemctl reboot", env: "FLEET_ACTION_REBOOT", arg: "action-reboot" },
+    candidateVersion: {
+      doc: "Command that prints the Incus version this host's packages would install",
+      format: String,
+      default: "apt-cache policy incus | sed -n 's/ *Candidate: //p'",
+      env: "FLEET_CANDIDATE_VERSION_COMMAND",
+      arg: "candidate-version-command",
+    },
+  },
   cluster: {
     name: { doc: "Name of the cluster this host belongs to, as in the spec", format: "nonempty-string", default: "default", env: "FLEET_CLUSTER", arg: "cluster" },
     password: { doc: "The cluster password (prefer passwordFile)", format: String, default: "", sensitive: true, env: "FLEET_CLUSTER_PASSWORD", arg: "cluster-password" },
@@ -39,9 +65,10 @@ const agentSchema = {
 };
 
 export interface AgentConfig {
-  natsServers: string[];
-  natsToken: string;
-  natsCredsFile: string;
+  nats: NatsOptions;
+  coordinatorKeyFile: string;
+  hostActions: HostActionCommands;
+  candidateVersionCommand: string;
   logLevel: string;
   cluster: string;
   password: string;
@@ -65,14 +92,22 @@ export function loadAgentConfig(args?: string[], env?: NodeJS.ProcessEnv): Agent
   if (!password) throw new Error("cluster.password: not set (give cluster.passwordFile, FLEET_CLUSTER_PASSWORD_FILE or --cluster-password-file)");
   const address = c.get("node.address");
   if (!address) throw new Error("node.address: not set (the address other members reach this host on, e.g. 192.0.2.11:8443)");
+  const cluster = c.get("cluster.name");
+  const node = c.get("node.name");
+  const actions = c.get("hostActions");
   return {
-    natsServers: c.get("nats.servers"),
-    natsToken: c.get("nats.token"),
-    natsCredsFile: c.get("nats.credsFile"),
+    nats: natsOptionsOf(c as never, `agent ${cluster}/${node}`, agentInboxPrefix(cluster, node)),
+    coordinatorKeyFile: c.get("coordinatorKeyFile"),
+    hostActions: {
+      ...(actions.restartIncus ? { "restart-incus": actions.restartIncus } : {}),
+      ...(actions.upgradeIncus ? { "upgrade-incus": actions.upgradeIncus } : {}),
+      ...(actions.reboot ? { reboot: actions.reboot } : {}),
+    },
+    candidateVersionCommand: actions.candidateVersion,
     logLevel: c.get("log.level"),
-    cluster: c.get("cluster.name"),
+    cluster,
     password,
-    node: c.get("node.name"),
+    node,
     address,
     incusSocket: c.get("incus.socket"),
     incusTimeoutMs: c.get("incus.timeoutMs"),

@@ -1,16 +1,19 @@
-import { randomUUID } from "node:crypto";
+import { randomUUID, type KeyObject } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
-  AssignReply,
   Ack,
+  AgentMessage,
+  AssignReply,
   ChallengeReply,
   ErrorCode,
   FleetError,
-  MacPurpose,
-  signed,
+  isErrorCode,
+  macFrame,
+  openSignedFrame,
+  randomNonce,
+  replyContext,
   Subject,
   TimeReply,
-  verifyMac,
   WireCodec,
   type Assignment,
   type ClusterKeys,
@@ -27,31 +30,37 @@ const codecs = {
   time: new WireCodec("TimeReply", TimeReply),
 };
 
-const encoder = new TextEncoder();
-const json = (value: unknown) => encoder.encode(JSON.stringify(value));
-
 export interface ClockSample {
   offsetMs: number;
   rttMs: number;
 }
 
+type Channel = "request" | "heartbeat";
+
 /**
- * The agent's signed channel to the coordinator. The agent proves the cluster
- * password once per process over a fresh challenge; after that every message
- * carries this process's instance id, a rising sequence number and an HMAC,
- * so nothing can be replayed or forged without the password.
+ * The agent's channel to the coordinator that owns its cluster. Everything
+ * it sends is framed with an HMAC made with the cluster key (the proof that
+ * it knows the password), numbered, and stamped with the coordinators' time
+ * as the agent reckons it; everything it accepts back must be signed with
+ * the coordinators' key, which the agent can check but no host can make,
+ * and must answer the very request it sent.
  */
 export class CoordinatorLink {
   readonly instance = randomUUID();
-  /** Requests and heartbeats are numbered apart: the coordinator handles them on separate subscriptions. */
+  /** Requests and heartbeats are numbered apart: the coordinator handles them on separate queues. */
   private seq = { request: 0, heartbeat: 0 };
   private enrolled = false;
-  /** Messages that failed validation, by reason; exposed for tests and logs. */
+  /** The highest lease epoch heard from the cluster's owner: commands from an older owner are refused. */
+  epoch = 0;
+  /** The coordinators' clock minus this host's, as last measured. */
+  offsetMs = 0;
+  /** Messages that failed checks, by reason; exposed for tests and logs. */
   readonly dropped = new Map<string, number>();
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly keys: ClusterKeys,
+    private readonly coordinatorKey: KeyObject,
     readonly cluster: string,
     readonly node: string,
     private readonly timeoutMs: number,
@@ -61,18 +70,39 @@ export class CoordinatorLink {
     return this.enrolled;
   }
 
-  private nextSeq(channel: "request" | "heartbeat"): number {
+  private nextSeq(channel: Channel): number {
     this.seq[channel] += 1;
     return this.seq[channel];
   }
 
-  private async ask(subject: string, payload: unknown, extraMs = 0): Promise<Uint8Array> {
+  private subject(kind: AgentMessage): string {
+    return Subject.fromAgent(this.cluster, this.node, kind);
+  }
+
+  /** A request to the cluster's owner; its answer opened and checked against the coordinators' key. */
+  private async ask(kind: AgentMessage, body: unknown, extraMs = 0): Promise<string> {
+    const subject = this.subject(kind);
+    let data: Uint8Array;
     try {
-      const msg = await this.nc.request(subject, json(payload), { timeout: this.timeoutMs + extraMs });
-      return msg.data;
+      data = (await this.nc.request(subject, macFrame(this.keys.mac, subject, body), { timeout: this.timeoutMs + extraMs })).data;
     } catch (cause) {
-      throw new FleetError(ErrorCode.Timeout, `no answer from the coordinator on ${subject}`, { cause });
+      const noOwner = /no responders/i.test(String((cause as { message?: string })?.message ?? cause));
+      throw new FleetError(
+        noOwner ? ErrorCode.NoCoordinator : ErrorCode.Timeout,
+        noOwner ? `no coordinator serves cluster '${this.cluster}' right now (is it in the spec? is a coordinator running?)` : `no answer from the coordinator on ${kind}`,
+        { cause },
+      );
     }
+    const opened = openSignedFrame(this.coordinatorKey, replyContext(subject), data);
+    if (!opened.ok) this.drop(`${kind} reply: ${opened.reason}`);
+    // A refusal has one shape whatever was asked; it is signed like any answer.
+    if (opened.json.startsWith('{"ok":false')) {
+      const refused = codecs.ack.decodeText(opened.json);
+      if (!refused.ok || refused.value.ok) this.drop(`${kind} reply: a refusal that does not match the contract`);
+      if (refused.value.error.code === ErrorCode.SessionUnknown) this.enrolled = false;
+      throw new FleetError(isErrorCode(refused.value.error.code) ? refused.value.error.code : ErrorCode.Internal, refused.value.error.message);
+    }
+    return opened.json;
   }
 
   private drop(reason: string): never {
@@ -80,27 +110,29 @@ export class CoordinatorLink {
     throw new FleetError(ErrorCode.MessageInvalid, reason);
   }
 
-  private openAssignment(data: Uint8Array, inReplyTo: string): Assignment {
-    const decoded = codecs.assign.decode(data);
+  private openAssignment(json: string, inReplyTo: string): Assignment {
+    const decoded = codecs.assign.decodeText(json);
     if (!decoded.ok) this.drop(decoded.reason);
     const reply = decoded.value;
-    if (!reply.ok) {
-      if (reply.error.code === ErrorCode.SessionUnknown) this.enrolled = false;
-      throw new FleetError(reply.error.code as ErrorCode, reply.error.message);
-    }
-    if (reply.inReplyTo !== inReplyTo || !verifyMac(this.keys.mac, MacPurpose.AssignReply, reply)) {
-      this.drop("AssignReply: not signed with this cluster's key, or not an answer to this request");
-    }
+    if (!reply.ok) this.drop("AssignReply: a refusal that does not match the contract");
+    if (reply.inReplyTo !== inReplyTo) this.drop("AssignReply: not an answer to this request");
+    this.epoch = Math.max(this.epoch, reply.epoch);
     return reply.assignment;
   }
 
-  /** Proves the password over a fresh nonce and returns the first assignment. */
+  /** The coordinators' time, read half way through the round trip: sent messages carry it, so that old ones can be told from new. */
+  now(): number {
+    return Date.now() + this.offsetMs;
+  }
+
+  /** Proves the password over a fresh challenge and returns the first assignment. */
   async enroll(facts: NodeFacts): Promise<Assignment> {
-    const challenge = codecs.challenge.decode(await this.ask(Subject.challenge, { cluster: this.cluster, node: this.node }));
+    await this.clock().catch(() => null);
+    const challenge = codecs.challenge.decodeText(await this.ask(AgentMessage.Challenge, { cluster: this.cluster, node: this.node, instance: this.instance }));
     if (!challenge.ok) this.drop(challenge.reason);
-    const { nonce } = challenge.value;
-    const hello = signed(this.keys.mac, MacPurpose.Hello, { cluster: this.cluster, node: this.node, instance: this.instance, nonce, facts });
-    const assignment = this.openAssignment(await this.ask(Subject.hello, hello), nonce);
+    if (challenge.value.inReplyTo !== this.instance) this.drop("ChallengeReply: not for this agent process");
+    const hello = { cluster: this.cluster, node: this.node, instance: this.instance, challenge: challenge.value.challenge, sentAt: this.now(), facts };
+    const assignment = this.openAssignment(await this.ask(AgentMessage.Hello, hello), challenge.value.challenge);
     this.enrolled = true;
     this.seq = { request: 0, heartbeat: 0 };
     return assignment;
@@ -114,39 +146,42 @@ export class CoordinatorLink {
   async pull(facts: NodeFacts, preflight?: PreflightReport, waitMs = 0): Promise<Assignment> {
     if (!this.enrolled) return this.enroll(facts);
     const seq = this.nextSeq("request");
-    const body = { cluster: this.cluster, node: this.node, instance: this.instance, seq, facts, ...(preflight ? { preflight } : {}), ...(waitMs > 0 ? { waitMs } : {}) };
+    const body = { cluster: this.cluster, node: this.node, instance: this.instance, seq, sentAt: this.now(), facts, ...(preflight ? { preflight } : {}), ...(waitMs > 0 ? { waitMs } : {}) };
     try {
-      return this.openAssignment(await this.ask(Subject.assign, signed(this.keys.mac, MacPurpose.Assign, body), waitMs), String(seq));
+      return this.openAssignment(await this.ask(AgentMessage.Assign, body, waitMs), String(seq));
     } catch (err) {
       if (err instanceof FleetError && err.code === ErrorCode.SessionUnknown) return this.enroll(facts);
       throw err;
     }
   }
 
-  async report(report: Omit<Report, "cluster" | "node" | "instance" | "seq" | "mac">): Promise<void> {
-    const body = { ...report, cluster: this.cluster, node: this.node, instance: this.instance, seq: this.nextSeq("request") };
-    const ack = codecs.ack.decode(await this.ask(Subject.report, signed(this.keys.mac, MacPurpose.Report, body)));
+  async report(report: Omit<Report, "cluster" | "node" | "instance" | "seq" | "sentAt">): Promise<void> {
+    const seq = this.nextSeq("request");
+    const body = { ...report, cluster: this.cluster, node: this.node, instance: this.instance, seq, sentAt: this.now() };
+    const ack = codecs.ack.decodeText(await this.ask(AgentMessage.Report, body));
     if (!ack.ok) this.drop(ack.reason);
-    if (!ack.value.ok) {
-      if (ack.value.error.code === ErrorCode.SessionUnknown) this.enrolled = false;
-      throw new FleetError(ack.value.error.code as ErrorCode, ack.value.error.message);
-    }
+    if (ack.value.inReplyTo !== String(seq)) this.drop("Ack: not an answer to this report");
   }
 
-  publishHeartbeat(heartbeat: Omit<Heartbeat, "cluster" | "node" | "instance" | "seq" | "mac">): void {
+  publishHeartbeat(heartbeat: Omit<Heartbeat, "cluster" | "node" | "instance" | "seq" | "sentAt">): void {
     if (!this.enrolled) return;
-    const body = { ...heartbeat, cluster: this.cluster, node: this.node, instance: this.instance, seq: this.nextSeq("heartbeat") };
-    this.nc.publish(Subject.heartbeat(this.cluster, this.node), json(signed(this.keys.mac, MacPurpose.Heartbeat, body)));
+    const subject = this.subject(AgentMessage.Heartbeat);
+    const body = { ...heartbeat, cluster: this.cluster, node: this.node, instance: this.instance, seq: this.nextSeq("heartbeat"), sentAt: this.now() };
+    this.nc.publish(subject, macFrame(this.keys.mac, subject, body));
   }
 
   /** NTP-style: the coordinator's clock read half way through the round trip. */
   async clock(): Promise<ClockSample> {
+    const nonce = randomNonce(16);
     const sent = Date.now();
-    const data = await this.ask(Subject.time, {});
+    const json = await this.ask(AgentMessage.Time, { cluster: this.cluster, node: this.node, nonce });
     const received = Date.now();
-    const reply = codecs.time.decode(data);
+    const reply = codecs.time.decodeText(json);
     if (!reply.ok) this.drop(reply.reason);
+    if (reply.value.inReplyTo !== nonce) this.drop("TimeReply: not an answer to this request");
     const rttMs = received - sent;
-    return { offsetMs: reply.value.now - (sent + rttMs / 2), rttMs };
+    const sample = { offsetMs: reply.value.now - (sent + rttMs / 2), rttMs };
+    this.offsetMs = sample.offsetMs;
+    return sample;
   }
 }

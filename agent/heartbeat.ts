@@ -3,7 +3,7 @@ import type { IncusClient } from "./incus-client.js";
 import { readIncusFacts } from "./node-facts.js";
 import { probeTcp } from "./tcp-probe.js";
 
-type HeartbeatBody = Omit<Heartbeat, "cluster" | "node" | "instance" | "seq" | "mac">;
+type HeartbeatBody = Omit<Heartbeat, "cluster" | "node" | "instance" | "seq" | "sentAt">;
 
 export interface HeartbeatOptions {
   intervalMs: number;

@@ -9,8 +9,10 @@ export interface IncusServer {
     server_version: string;
     server_name: string;
     server_clustered: boolean;
+    server_pid?: number;
     certificate: string;
     certificate_fingerprint: string;
+    storage_supported_drivers?: { Name: string; Version: string; Remote: boolean }[] | null;
   };
 }
 
@@ -63,6 +65,13 @@ export interface IncusInstance {
   project: string;
   location: string;
   status: string;
+  config?: Record<string, string>;
+}
+
+export interface IncusCertificate {
+  name: string;
+  type: string;
+  fingerprint: string;
 }
 
 interface Envelope {
@@ -261,14 +270,45 @@ export class IncusClient {
     return Object.values(byStatus ?? {}).flatMap((ops) => ops ?? []);
   }
 
+  /**
+   * Whether the daemon serves its API: while it waits for quorum, or for the
+   * other members to be upgraded, every /1.0 call hangs and only this one
+   * answers (503 with the reason).
+   */
+  async ready(timeoutMs = 2_000): Promise<{ ready: boolean; reason: string }> {
+    try {
+      await this.get("/internal/ready", { timeoutMs });
+      return { ready: true, reason: "" };
+    } catch (err) {
+      return { ready: false, reason: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  certificates(options?: RequestOptions): Promise<IncusCertificate[]> {
+    return this.list<IncusCertificate>("/1.0/certificates?recursion=1", options);
+  }
+
   // ------------------------------------------------------------ resources
 
   storagePools(): Promise<IncusStoragePool[]> {
     return this.list<IncusStoragePool>("/1.0/storage-pools?recursion=1");
   }
 
-  async createStoragePool(body: { name: string; driver: string; description?: string; config: Record<string, string> }, target?: string): Promise<void> {
-    await this.run("POST", `/1.0/storage-pools${target ? `?target=${encodeURIComponent(target)}` : ""}`, body);
+  /** One pool as a member has it (its own keys and state with `target`); null when it does not exist. */
+  storagePool(name: string, target?: string): Promise<IncusStoragePool | null> {
+    return orNull(this.get<IncusStoragePool>(`/1.0/storage-pools/${encodeURIComponent(name)}${targetQuery(target)}`));
+  }
+
+  async createStoragePool(body: { name: string; driver: string; description?: string; config?: Record<string, string> }, target?: string): Promise<void> {
+    await this.run("POST", `/1.0/storage-pools${targetQuery(target)}`, body);
+  }
+
+  async patchStoragePool(name: string, body: { description?: string; config?: Record<string, string> }, target?: string): Promise<void> {
+    await this.run("PATCH", `/1.0/storage-pools/${encodeURIComponent(name)}${targetQuery(target)}`, body);
+  }
+
+  async deleteStoragePool(name: string): Promise<void> {
+    await this.run("DELETE", `/1.0/storage-pools/${encodeURIComponent(name)}`);
   }
 
   poolResources(name: string): Promise<{ space: { used: number; total: number } }> {
@@ -279,11 +319,40 @@ export class IncusClient {
     return this.list<IncusNetwork>("/1.0/networks?recursion=1");
   }
 
-  async createNetwork(body: { name: string; type: string; description?: string; config: Record<string, string> }, target?: string): Promise<void> {
-    await this.run("POST", `/1.0/networks${target ? `?target=${encodeURIComponent(target)}` : ""}`, body);
+  network(name: string, target?: string): Promise<IncusNetwork | null> {
+    return orNull(this.get<IncusNetwork>(`/1.0/networks/${encodeURIComponent(name)}${targetQuery(target)}`));
+  }
+
+  async createNetwork(body: { name: string; type: string; description?: string; config?: Record<string, string> }, target?: string): Promise<void> {
+    await this.run("POST", `/1.0/networks${targetQuery(target)}`, body);
+  }
+
+  async patchNetwork(name: string, body: { description?: string; config?: Record<string, string> }, target?: string): Promise<void> {
+    await this.run("PATCH", `/1.0/networks/${encodeURIComponent(name)}${targetQuery(target)}`, body);
+  }
+
+  async deleteNetwork(name: string): Promise<void> {
+    await this.run("DELETE", `/1.0/networks/${encodeURIComponent(name)}`);
   }
 
   instances(options?: RequestOptions): Promise<IncusInstance[]> {
     return this.list<IncusInstance>("/1.0/instances?recursion=1&all-projects=true", options);
+  }
+
+  async patchInstanceConfig(name: string, project: string, config: Record<string, string>): Promise<void> {
+    await this.run("PATCH", `/1.0/instances/${encodeURIComponent(name)}?project=${encodeURIComponent(project)}`, { config });
+  }
+}
+
+function targetQuery(target: string | undefined): string {
+  return target ? `?target=${encodeURIComponent(target)}` : "";
+}
+
+async function orNull<T>(p: Promise<T>): Promise<T | null> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof IncusError && err.status === 404) return null;
+    throw err;
   }
 }

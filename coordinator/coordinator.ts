@@ -1,85 +1,232 @@
-import { readFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { clusterOf, connectNats, deriveClusterKeys, parseSpecText, type Logger } from "../shared/index.js";
-import { AgentCommander } from "./agent-commander.js";
+import type { KV } from "@nats-io/kv";
+import { clusterOf, connectNats, readSigningKey, type Logger } from "../shared/index.js";
 import type { CoordinatorConfig } from "./config.js";
-import { EventPublisher } from "./event-publisher.js";
-import { FleetObserver } from "./fleet-observer.js";
+import { AgentCommander } from "./controller/agent-commander.js";
+import { systemClock, type Clock } from "./controller/clock.js";
+import { ClusterController, expectedDisruptions } from "./controller/cluster-controller.js";
+import { StepExecutor } from "./controller/step-executor.js";
+import { EventLog } from "./events/event-log.js";
+import { AgentFacts } from "./gateway/agent-facts.js";
+import { AgentGateway } from "./gateway/agent-gateway.js";
+import { Challenges } from "./gateway/challenges.js";
+import { SessionTable } from "./gateway/sessions.js";
+import { HealthMonitor } from "./health/health-monitor.js";
+import { HeartbeatLedger } from "./health/heartbeat-ledger.js";
+import { DEFAULT_HEALTH_OPTIONS } from "./health/health-types.js";
 import { buildApp } from "./http/app.js";
+import { LeaseManager } from "./leases/lease-manager.js";
 import { Metrics } from "./metrics.js";
-import { NatsEndpoints } from "./nats-endpoints.js";
-import { digestOf } from "./planner.js";
-import { DEFAULT_RECONCILER_OPTIONS, Reconciler } from "./reconciler.js";
-import { SessionRegistry } from "./sessions.js";
-import { StatusView } from "./status.js";
-import { FleetStore } from "./store.js";
+import { OperationService } from "./operations/operation-service.js";
+import { DEFAULT_LIMITS } from "./planner/types.js";
+import { SpecService } from "./spec/spec-service.js";
+import { StatusPublisher } from "./status/status-publisher.js";
+import { StatusView } from "./status/status-view.js";
+import { DEFAULT_LAYOUT, eventStreamName, openBuckets } from "./store/buckets.js";
+import { ClaimStore } from "./store/claim-store.js";
+import { KvCache } from "./store/kv-cache.js";
+import { NodeStore } from "./store/node-store.js";
+import { OperationStore } from "./store/operation-store.js";
+import { SecretStore } from "./store/secret-store.js";
+import { SpecStore } from "./store/spec-store.js";
+import { StatusStore } from "./store/status-store.js";
 
-const SWEEP_MS = 250;
+/** How often health is looked at: silence and lost daemons are noticed within this. */
+const HEALTH_SWEEP_MS = 250;
+const LEASE_TICK_MS = 500;
 
-/** Wires the coordinator's parts together; `main.ts` runs it as a process, tests run it in theirs. */
+/**
+ * Wires the coordinator's parts together; `main.ts` runs it as a process,
+ * tests run it in theirs. Every coordinator serves the whole HTTP API from
+ * the shared store; each owns some clusters through leases and reconciles
+ * and answers the agents of those only.
+ */
 export class Coordinator {
-  private sweepTimer: NodeJS.Timeout | null = null;
-
   private constructor(
     readonly nc: NatsConnection,
-    readonly reconciler: Reconciler,
-    readonly observer: FleetObserver,
-    readonly events: EventPublisher,
-    readonly metrics: Metrics,
+    readonly leases: LeaseManager,
+    readonly controller: ClusterController,
+    readonly health: HealthMonitor,
+    readonly gateway: AgentGateway,
+    readonly events: EventLog,
+    readonly specs: SpecService,
+    readonly operations: OperationService,
     readonly status: StatusView,
-    private readonly endpoints: NatsEndpoints,
+    readonly metrics: Metrics,
     readonly app: FastifyInstance,
+    private readonly caches: { stop(): void }[],
     private readonly log: Logger,
   ) {}
 
-  static async start(config: CoordinatorConfig, log: Logger): Promise<Coordinator> {
-    const nc = await connectNats({ servers: config.natsServers, token: config.natsToken, credsFile: config.natsCredsFile, name: "incus-fleet coordinator" });
-    const store = await FleetStore.open(nc, { prefix: config.storePrefix, replicas: config.storeReplicas });
+  static async start(config: CoordinatorConfig, log: Logger, clock: Clock = systemClock): Promise<Coordinator> {
+    const signing = readSigningKey(config.signingKeyFile);
+    const nc = await connectNats(config.nats, log.child({ part: "nats" }));
+    const layout = { ...DEFAULT_LAYOUT, prefix: config.storePrefix, replicas: config.storeReplicas, leaseTtlMs: config.leaseTtlMs };
+    const buckets = await openBuckets(nc, layout, log.child({ part: "store" }));
+    // Each bucket's values are of one record type; the stores below read them as such.
+    const open = (kv: KV, name: string) => KvCache.open<any>(kv, name, log.child({ part: "store" })); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const [specCache, secretCache, claimCache, nodeCache, opCache, statusCache, leaseCache] = await Promise.all([
+      open(buckets.spec, "spec"),
+      open(buckets.secrets, "secrets"),
+      open(buckets.clusters, "clusters"),
+      open(buckets.nodes, "nodes"),
+      open(buckets.ops, "ops"),
+      open(buckets.status, "status"),
+      open(buckets.leases, "leases"),
+    ]);
+    const specStore = new SpecStore(specCache);
+    const secrets = new SecretStore(secretCache);
+    const claims = new ClaimStore(claimCache);
+    const nodes = new NodeStore(nodeCache);
+    const ops = new OperationStore(opCache);
+    const statuses = new StatusStore(statusCache);
+
+    const events = new EventLog(nc, eventStreamName(config.storePrefix), log.child({ part: "events" }));
+    await events.start();
     const metrics = new Metrics();
-    const events = new EventPublisher(nc, log.child({ part: "events" }));
-    events.onEvent((e) => metrics.events.inc({ kind: e.kind }));
-    const observer = new FleetObserver(events, {
-      lostAfterIntervals: config.lostAfterIntervals,
-      latencyThresholdMs: config.latencyThresholdMs,
-      clockOffsetLimitMs: config.clockOffsetLimitMs,
-      splitGraceMs: config.splitGraceMs,
-      defaultIntervalMs: config.heartbeatIntervalMs,
-    });
-    const sessions = new SessionRegistry();
-    let reconciler: Reconciler | null = null;
+    events.onPublish((e) => metrics.events.inc({ kind: e.kind }));
+
+    const limits = { ...DEFAULT_LIMITS, latencyMs: config.latencyThresholdMs, clockOffsetMs: config.clockOffsetLimitMs, observeEveryMs: config.observeEveryMs };
+    const healthOptions = { ...DEFAULT_HEALTH_OPTIONS, lostAfterIntervals: config.lostAfterIntervals, latencyThresholdMs: config.latencyThresholdMs, clockOffsetLimitMs: config.clockOffsetLimitMs, splitGraceMs: config.splitGraceMs };
+    const specs = new SpecService(specStore, secrets, statuses, claims, ops, events, limits, clock, log.child({ part: "spec" }));
+    const spec = () => specs.spec();
+    const ledger = new HeartbeatLedger(config.heartbeatIntervalMs);
+
+    // The controller is made last; the parts before it wake it through this.
+    const wake = { enqueue: (_cluster: string) => undefined as void };
+    const facts = new AgentFacts(ledger, nodes, spec, events, (c) => wake.enqueue(c), clock);
+    const health = new HealthMonitor(
+      ledger,
+      healthOptions,
+      {
+        relevant: (cluster, n) => {
+          const member = clusterOf(spec(), cluster)?.members.find((m) => m.name === n.node);
+          return !!member?.present || !!n.incus?.clustered;
+        },
+        expected: (cluster) => {
+          const out = expectedDisruptions(ops.active(cluster)?.op ?? null);
+          for (const name of controller.runtime(cluster)?.recentlyRemovedNames(clock.now()) ?? []) out.set(name, "removed a moment ago");
+          return out;
+        },
+        forming: (cluster) => ["pending", "bootstrapping", "forming"].includes(controller.runtime(cluster)?.plan?.phase ?? "pending"),
+        upgrading: (cluster) => {
+          const op = ops.active(cluster)?.op;
+          return op?.kind === "rollout" && op.params.action === "upgrade-incus";
+        },
+      },
+      events,
+      (c) => wake.enqueue(c),
+      clock,
+    );
+    const sessions = new SessionTable();
+    let leases: LeaseManager;
     const commander = new AgentCommander(
       nc,
-      (cluster) => reconciler?.keysOf(cluster) ?? null,
-      (cluster, node) => sessions.instanceOf(cluster, node) ?? reconciler?.nodes().find((r) => r.cluster === cluster && r.node === node)?.instance ?? null,
+      signing,
+      { keysOf: (c) => secrets.keysOf(c), instanceOf: (c, n) => sessions.instanceOf(c, n) ?? nodes.get(c, n)?.session?.instance ?? null, epochOf: (c) => leases.epochOf(c) },
       (reason) => {
         metrics.natsMessages.inc({ endpoint: "command-reply", result: "invalid" });
         log.warn({ reason }, "dropped an invalid command reply");
       },
     );
-    reconciler = new Reconciler(nc, store, sessions, observer, commander, events, log.child({ part: "reconciler" }), {
-      ...DEFAULT_RECONCILER_OPTIONS,
-      limits: { ...DEFAULT_RECONCILER_OPTIONS.limits, latencyMs: config.latencyThresholdMs, clockOffsetMs: config.clockOffsetLimitMs },
-      joinTimeoutMs: config.joinTimeoutMs,
-    });
-    const r = reconciler;
-    observer.setRelevance((cluster, node, live) => {
-      if (live.last?.incus.clustered) return true;
-      const spec = clusterOf(r.spec(), cluster);
-      return !!spec?.members.some((m) => m.name === node && m.present);
-    });
-    await reconciler.start();
-    if (config.specFile) await applySpecFile(reconciler, config.specFile, log);
+    const lostAfterMs = config.heartbeatIntervalMs * config.lostAfterIntervals;
+    const publisherOwner = { id: "", name: "" };
+    const statusPublisher = new StatusPublisher(statuses, nodes, ledger, health, publisherOwner, clock, log.child({ part: "status" }));
+    let executor: StepExecutor;
+    const controller: ClusterController = new ClusterController(
+      {
+        spec,
+        claims,
+        ops,
+        facts,
+        health,
+        get executor() {
+          return executor;
+        },
+        events,
+        published: (_cluster, rt, situation) => statusPublisher.publish(rt, situation),
+      },
+      { limits, lostAfterMs, concurrency: 8 },
+      clock,
+      log.child({ part: "controller" }),
+    );
+    wake.enqueue = (c) => controller.enqueue(c);
 
-    const endpoints = new NatsEndpoints(nc, reconciler, metrics, log.child({ part: "nats" }));
-    await endpoints.start();
-    const status = new StatusView(reconciler, observer, events);
-    metrics.attach(status);
-    const app = await buildApp({ reconciler, status, events, metrics, nc, apiToken: config.apiToken, log });
+    const gateway = new AgentGateway(
+      nc,
+      signing,
+      new Challenges(await secrets.challengeKey()),
+      sessions,
+      facts,
+      {
+        keysOf: (c) => secrets.keysOf(c),
+        knows: (c, n) => !!clusterOf(spec(), c)?.members.some((m) => m.name === n) || !!ledger.nodeLive(c, n) || !!nodes.get(c, n),
+        assignmentFor: (c, n) => controller.assignmentFor(c, n),
+        reconciled: (c, t) => controller.reconciled(c, t),
+        assignmentChanged: (c, n, t) => controller.assignmentChanged(c, n, t),
+        epochOf: (c) => leases.epochOf(c),
+        ownedSince: (c) => controller.runtime(c)?.ownedSince ?? clock.now(),
+      },
+      metrics,
+      clock,
+      log.child({ part: "gateway" }),
+    );
+
+    leases = new LeaseManager(
+      leaseCache,
+      () => spec().clusters.map((c) => c.name),
+      {
+        acquired: (cluster, epoch) => {
+          const now = clock.now();
+          for (const r of nodes.ofCluster(cluster)) if (r.session) ledger.seed(cluster, r.node, r.facts, now);
+          health.own(cluster, statuses.get(cluster)?.track ?? null);
+          controller.own(cluster, epoch);
+          gateway.serve(cluster);
+          events.publish(cluster, { kind: "cluster.owner-changed", id: `${cluster}:owner:${epoch}`, message: `${leases.name} owns cluster ${cluster} now`, data: { owner: leases.name, epoch } });
+        },
+        lost: (cluster) => {
+          gateway.release(cluster);
+          controller.disown(cluster);
+          health.release(cluster);
+          statusPublisher.forget(cluster);
+          ledger.forget(cluster);
+        },
+        canRelease: (cluster) => controller.idle(cluster),
+      },
+      { ttlMs: config.leaseTtlMs, tickMs: LEASE_TICK_MS },
+      clock,
+      log.child({ part: "leases" }),
+    );
+    publisherOwner.id = leases.id;
+    publisherOwner.name = leases.name;
+    executor = new StepExecutor(
+      { claims, ops, facts, commander, events, enqueue: (c) => controller.enqueue(c), coordinatorId: leases.id, joinTimeoutMs: config.joinTimeoutMs },
+      clock,
+      log.child({ part: "executor" }),
+    );
+
+    specStore.onChange(() => controller.enqueueAll());
+    ops.onChange((c) => controller.enqueue(c));
+    claims.onChange((c) => controller.enqueue(c));
+    nodes.onChange((c) => controller.enqueue(c));
+
+    if (config.specFile) await specs.applyFile(config.specFile);
+    const operations = new OperationService(ops, statuses, spec, events, clock);
+    const status = new StatusView(spec, statuses, claims, ops, events, (c) => leases.ownerOf(c));
+    metrics.attach({
+      clusters: () =>
+        leases.ownedClusters().flatMap((c) => {
+          const r = statusPublisher.latestOf(c);
+          return r ? [r] : [];
+        }),
+    });
+    const app = await buildApp({ specs, operations, status, events, metrics, leases, facts, nc, apiToken: config.apiToken, allowedOrigins: config.allowedOrigins, log });
     await app.listen({ host: config.httpHost, port: config.httpPort });
-    const coordinator = new Coordinator(nc, reconciler, observer, events, metrics, status, endpoints, app, log);
-    coordinator.sweepTimer = setInterval(() => void observer.sweep(), SWEEP_MS);
-    log.info({ http: coordinator.url, nats: config.natsServers, clusters: reconciler.spec().clusters.map((c) => c.name) }, "coordinator started");
+    health.start(HEALTH_SWEEP_MS);
+    leases.start();
+    const coordinator = new Coordinator(nc, leases, controller, health, gateway, events, specs, operations, status, metrics, app, [specCache, secretCache, claimCache, nodeCache, opCache, statusCache, leaseCache], log);
+    log.info({ http: coordinator.url, nats: config.nats.servers, id: leases.id, clusters: spec().clusters.map((c) => c.name) }, "coordinator started");
     return coordinator;
   }
 
@@ -89,30 +236,16 @@ export class Coordinator {
     return `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
   }
 
+  /** Hands every cluster back first, so that another coordinator takes over at once. */
   async stop(): Promise<void> {
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.leases.stop();
+    await this.gateway.stop();
+    await this.controller.stop();
+    this.health.stop();
     await this.app.close();
-    await this.endpoints.stop();
-    await this.reconciler.stop();
+    await this.events.stop();
+    for (const c of this.caches) c.stop();
     await this.nc.drain().catch(() => undefined);
     this.log.info("coordinator stopped");
   }
-}
-
-/** Applies the spec file given at start, unless the store already holds the same spec and passwords. */
-async function applySpecFile(reconciler: Reconciler, file: string, log: Logger): Promise<void> {
-  const parsed = parseSpecText(readFileSync(file, "utf8"));
-  const current = reconciler.specState();
-  const same =
-    digestOf(parsed.spec) === digestOf(current.spec) &&
-    parsed.spec.clusters.every((c) => {
-      const stored = reconciler.keysOf(c.name);
-      return !!stored && stored.mac.equals(deriveClusterKeys(c.name, parsed.passwords[c.name] ?? "").mac);
-    });
-  if (same) {
-    log.info({ file, revision: current.revision }, "stored spec matches the spec file");
-    return;
-  }
-  const { revision, warnings } = await reconciler.applySpec(parsed);
-  log.info({ file, revision, warnings }, "applied the spec file");
 }

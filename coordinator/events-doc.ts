@@ -13,14 +13,23 @@ export function renderEventsDoc(): string {
 The coordinator publishes every change of state as a fleet event.
 
 - **NATS subject:** \`${Subject.event("<cluster>", "<kind>")}\`; subscribe to
-  \`${Subject.eventsAll}\` for all, \`${Subject.eventsOf("<cluster>")}\` for one cluster.
-- **WebSocket:** \`GET /v1/events/stream?cluster=<name>&replay=<n>\` on the
-  coordinator streams the same events, in the order they were published,
-  filtered by cluster; \`replay\` first sends the last n.
-- **HTTP:** \`GET /v1/events?cluster=<name>&limit=<n>\` lists recent ones.
+  \`${Subject.eventsAll}\` for all, \`${Subject.eventsOf("<cluster>")}\` for one cluster
+  (the \`observer\` credential of \`incus-fleet setup\` may do exactly that). Only
+  coordinators may publish there.
+- **Stream:** every event is kept in the JetStream stream \`<prefix>-events\`
+  (seven days, 64 MB by default), so history survives restarts and is the
+  same from every coordinator; an event published twice (a coordinator
+  resuming another's operation) is kept once.
+- **HTTP:** \`GET /v1/events?cluster=<name>&limit=<n>\`, \`&after=<seq>\` or
+  \`&since=<ISO time>\` lists them, oldest first.
+- **WebSocket:** \`GET /v1/events/stream?cluster=<name>&replay=<n>\` (or
+  \`&after=<seq>\`, to pick up after a reconnect) streams them live; the token
+  goes in the \`Authorization\` header or, from a browser, as the subprotocol
+  \`bearer.<token>\` beside \`incus-fleet-events\`.
 
-Events are only published on a change (a link turning slow, an agent going
-silent), never on every heartbeat. No event carries a password, token or key.
+Events are only published on a change (a link turning slow for several probes,
+an agent going silent), never on every heartbeat. No event carries a password,
+token or key.
 
 ## Payload (wire version ${WIRE_VERSION})
 
@@ -28,8 +37,8 @@ JSON, validated on receipt against the \`FleetEvent\` schema in \`shared/events.
 
 | field | type | meaning |
 | --- | --- | --- |
-| \`id\` | string | unique: the publishing coordinator's boot id and \`seq\` |
-| \`seq\` | integer | rises by one per event from one coordinator; a gap means missed events |
+| \`id\` | string | unique; the same change published twice has the same id |
+| \`seq\` | integer | the event's place in the stream: rises with every event of the fleet |
 | \`at\` | string | ISO 8601 time of publication |
 | \`cluster\` | string | the cluster the event is about |
 | \`kind\` | string | one of the kinds below |

@@ -13,7 +13,14 @@ const config = (() => {
 })();
 
 const log = createLogger({ name: "incus-fleet-coordinator", level: config.logLevel });
-const coordinator = await Coordinator.start(config, log);
+let coordinator: Coordinator;
+try {
+  coordinator = await Coordinator.start(config, log);
+} catch (err) {
+  log.fatal({ err: err instanceof Error ? err.message : String(err) }, "the coordinator could not start");
+  process.stderr.write(`incus-fleet-coordinator: could not start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
 
 closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   if (err) log.error({ err: String(err) }, "coordinator stopping after an error");

@@ -1,19 +1,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { ClusterStatusRecord } from "./status/cluster-status.js";
 
-/** What the gauges read at scrape time, so that heartbeats never touch the registry. */
+/** What the gauges read at scrape time: the clusters this coordinator owns, as it knows them now. */
 export interface MetricsSource {
-  clusters(): {
-    name: string;
-    membersByState: Record<string, number>;
-    voters: number | null;
-    votersOnline: number | null;
-    failuresTolerated: number | null;
-    nodes: { node: string; heartbeatAgeSeconds: number | null; clockOffsetMs: number | null; worstLinkMs: number | null }[];
-    /** Only the links that are slow or down: all of them would be members squared series. */
-    flaggedLinks: { from: string; to: string; rttMs: number | null; state: string }[];
-    slowLinks: number;
-    downLinks: number;
-  }[];
+  clusters(): ClusterStatusRecord[];
 }
 
 /** The coordinator's Prometheus metrics, on a registry of its own. */
@@ -63,15 +53,19 @@ export class Metrics {
     });
     new Gauge({
       name: "fleet_members",
-      help: "Members of each cluster by state",
+      help: "Hosts of each cluster by what they were last told (member, wait, join, held...)",
       labelNames: ["cluster", "state"],
       registers,
       collect() {
         this.reset();
-        for (const c of self.source?.clusters() ?? []) for (const [state, n] of Object.entries(c.membersByState)) this.set({ cluster: c.name, state }, n);
+        for (const c of self.source?.clusters() ?? []) {
+          const byState: Record<string, number> = {};
+          for (const h of c.hosts) byState[h.assignment?.kind ?? "unknown"] = (byState[h.assignment?.kind ?? "unknown"] ?? 0) + 1;
+          for (const [state, n] of Object.entries(byState)) this.set({ cluster: c.cluster, state }, n);
+        }
       },
     });
-    const perCluster = (name: string, help: string, pick: (c: ReturnType<MetricsSource["clusters"]>[number]) => number | null) =>
+    const perCluster = (name: string, help: string, pick: (c: ClusterStatusRecord) => number | null | undefined) =>
       new Gauge({
         name,
         help,
@@ -81,43 +75,36 @@ export class Metrics {
           this.reset();
           for (const c of self.source?.clusters() ?? []) {
             const v = pick(c);
-            if (v !== null) this.set({ cluster: c.name }, v);
+            if (v !== null && v !== undefined) this.set({ cluster: c.cluster }, v);
           }
         },
       });
-    perCluster("fleet_voters", "Database voters of each cluster", (c) => c.voters);
-    perCluster("fleet_voters_online", "Online database voters of each cluster", (c) => c.votersOnline);
-    perCluster("fleet_failures_tolerated", "How many more voters each cluster can lose and keep quorum", (c) => c.failuresTolerated);
-    new Gauge({
-      name: "fleet_heartbeat_age_seconds",
-      help: "Seconds since each agent's last heartbeat",
-      labelNames: ["cluster", "node"],
-      registers,
-      collect() {
-        this.reset();
-        for (const c of self.source?.clusters() ?? []) for (const n of c.nodes) if (n.heartbeatAgeSeconds !== null) this.set({ cluster: c.name, node: n.node }, n.heartbeatAgeSeconds);
-      },
-    });
-    new Gauge({
-      name: "fleet_clock_offset_ms",
-      help: "Each agent's clock offset from the coordinator, in milliseconds",
-      labelNames: ["cluster", "node"],
-      registers,
-      collect() {
-        this.reset();
-        for (const c of self.source?.clusters() ?? []) for (const n of c.nodes) if (n.clockOffsetMs !== null) this.set({ cluster: c.name, node: n.node }, n.clockOffsetMs);
-      },
-    });
-    new Gauge({
-      name: "fleet_member_link_latency_max_ms",
-      help: "Slowest TCP connect round trip from each member to its peers' cluster addresses, in milliseconds",
-      labelNames: ["cluster", "node"],
-      registers,
-      collect() {
-        this.reset();
-        for (const c of self.source?.clusters() ?? []) for (const n of c.nodes) if (n.worstLinkMs !== null) this.set({ cluster: c.name, node: n.node }, n.worstLinkMs);
-      },
-    });
+    perCluster("fleet_voters", "Database voters of each cluster", (c) => c.health.quorum?.voters);
+    perCluster("fleet_voters_online", "Online database voters of each cluster", (c) => c.health.quorum?.onlineVoters);
+    perCluster("fleet_failures_tolerated", "How many more voters each cluster can lose and keep quorum", (c) => c.health.quorum?.failuresTolerated);
+    perCluster("fleet_cluster_healthy", "1 when the cluster is healthy, 0 otherwise", (c) => (c.health.status === "healthy" ? 1 : 0));
+    perCluster("fleet_cluster_converged", "1 when the cluster matches its spec, 0 otherwise", (c) => (c.convergence.state === "converged" ? 1 : 0));
+    perCluster("fleet_drift_objects", "Objects found differing from the spec (changed by hand or broken)", (c) => c.drifted.length);
+    perCluster("fleet_plan_changes", "Changes still to make to reach the spec", (c) => c.changes.filter((x) => x.status === "next" || x.status === "pending").length);
+    const perNode = (name: string, help: string, pick: (c: ClusterStatusRecord, h: ClusterStatusRecord["hosts"][number]) => number | null | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["cluster", "node"],
+        registers,
+        collect() {
+          this.reset();
+          for (const c of self.source?.clusters() ?? []) {
+            for (const h of c.hosts) {
+              const v = pick(c, h);
+              if (v !== null && v !== undefined) this.set({ cluster: c.cluster, node: h.name }, v);
+            }
+          }
+        },
+      });
+    perNode("fleet_heartbeat_age_seconds", "Seconds since each agent's last heartbeat", (_c, h) => (h.lastHeartbeatAt === null ? null : (Date.now() - h.lastHeartbeatAt) / 1000));
+    perNode("fleet_clock_offset_ms", "Each agent's clock offset from the coordinator, in milliseconds", (_c, h) => h.clockOffsetMs);
+    perNode("fleet_member_link_latency_max_ms", "Slowest TCP connect round trip from each member to its peers' cluster addresses, in milliseconds", (c, h) => c.health.worstLinkMs[h.name]);
     new Gauge({
       name: "fleet_link_latency_ms",
       help: "TCP connect round trip of each link flagged slow or down, in milliseconds (-1 when unreachable)",
@@ -125,11 +112,11 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const c of self.source?.clusters() ?? []) for (const l of c.flaggedLinks) this.set({ cluster: c.name, from: l.from, to: l.to, state: l.state }, l.rttMs ?? -1);
+        for (const c of self.source?.clusters() ?? []) for (const l of c.health.links) this.set({ cluster: c.cluster, from: l.from, to: l.to, state: l.state }, l.rttMs ?? -1);
       },
     });
-    perCluster("fleet_links_slow", "Links of each cluster over the latency threshold", (c) => c.slowLinks);
-    perCluster("fleet_links_down", "Links of each cluster whose probes fail", (c) => c.downLinks);
+    perCluster("fleet_links_slow", "Links of each cluster flagged slow", (c) => c.health.links.filter((l) => l.state === "slow").length);
+    perCluster("fleet_links_down", "Links of each cluster flagged down", (c) => c.health.links.filter((l) => l.state === "down").length);
   }
 
   watchHeartbeatBacklog(read: () => number): void {

@@ -1,19 +1,20 @@
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from "node:fs";
-import { createServer } from "node:net";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
-import { incusMember, killLeftovers, removeStateDir, startIncusd, stopIncusd, INCUSD, type IncusMember } from "./incus-member.js";
-import { startNatsServer, type NatsServer } from "./nats-server.js";
+import { hostCredentials } from "../coordinator/setup/setup.js";
+import { COORDINATOR_NODE_FLAGS } from "../coordinator/node-flags.js";
+import { incusdRunning, incusMember, killLeftovers, removeStateDir, startIncusd, stopIncusd, INCUSD, type IncusMember } from "./incus-member.js";
+import { freePort, startSecureNats, type SecureNats } from "./nats-server.js";
 import type { DelayedLink } from "./delayed-link.js";
 import { createBridges, createHost, labNetwork, removeBridges, removeHost, removeStale, type HostLinks, type LabNetwork } from "./network.js";
 import { startDaemon, stopDaemon, systemEnv, waitFor, type Daemon } from "./processes.js";
-import { COORDINATOR_NODE_FLAGS } from "../coordinator/node-flags.js";
 
 export const LAB_ROOT = "/tmp/incus-fleet-lab";
 const DIST = fileURLToPath(new URL("..", import.meta.url));
 export const AGENT_MAIN = join(DIST, "agent", "main.js");
 export const COORDINATOR_MAIN = join(DIST, "coordinator", "main.js");
+const INCUSD_CTL = join(DIST, "lab", "incusd-ctl.js");
 
 export interface LabOptions {
   /** Which address slice this lab uses; labs that run at once need different slots. */
@@ -24,12 +25,20 @@ export interface LabOptions {
   /** Hosts (by index, from 1) whose cluster link goes through a relay that can be slowed down. */
   delayedHosts?: number[];
   heartbeatIntervalMs?: number;
+  /** Cluster names agents may belong to: each host gets a NATS credential for each (default: "lab"). */
+  clusters?: string[];
+  /** Three or more: a JetStream cluster of that many nats-servers. */
+  natsServers?: number;
+  /** NATS with TLS (a CA, server and client certificates). */
+  tls?: boolean;
 }
 
 export interface AgentOptions {
   cluster?: string;
   password?: string;
   env?: Record<string, string>;
+  /** Run as another host's agent would, with that host's credential (an attacker test). */
+  credentialOf?: string;
 }
 
 /** Fails loudly when the lab cannot run here: end-to-end tests are never skipped. */
@@ -37,16 +46,6 @@ export function assertLabPrerequisites(): void {
   if (process.getuid?.() !== 0) throw new Error("the Incus lab needs root (network namespaces, incusd)");
   if (!existsSync(INCUSD)) throw new Error(`${INCUSD} is missing: install Incus 6.0 (apt-get install -t bookworm-backports incus-base)`);
   if (!existsSync(AGENT_MAIN)) throw new Error(`${AGENT_MAIN} is missing: run 'npm run build' first`);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 export interface SpecMember {
@@ -58,27 +57,37 @@ export interface SpecMember {
   description?: string;
 }
 
+/** One coordinator process of the lab. */
+export interface LabCoordinator {
+  index: number;
+  url: string;
+  port: number;
+  daemon: Daemon | null;
+}
+
 /**
  * A lab of real hosts on one machine: a cluster and a management bridge,
- * one network namespace per host with a real incusd, a real nats-server, the
- * coordinator and the agents as real processes.
+ * one network namespace per host with a real incusd, real nats-servers
+ * locked down as `incus-fleet setup` writes them, the coordinators and the
+ * agents as real processes with their own credentials.
  */
 export class FleetLab {
   readonly hosts: HostLinks[] = [];
   readonly members: IncusMember[] = [];
   readonly agents = new Map<string, Daemon>();
   readonly delays = new Map<string, DelayedLink>();
-  coordinator: Daemon | null = null;
-  coordinatorUrl = "";
-  private coordinatorPort = 0;
+  readonly coordinators: LabCoordinator[] = [];
   private coordinatorStarts = 0;
+  readonly apiToken: string;
 
   private constructor(
     readonly options: LabOptions,
     readonly net: LabNetwork,
-    readonly nats: NatsServer,
+    readonly nats: SecureNats,
     readonly root: string,
-  ) {}
+  ) {
+    this.apiToken = readFileSync(nats.setup.apiTokenFile, "utf8").trim();
+  }
 
   static async create(options: LabOptions): Promise<FleetLab> {
     assertLabPrerequisites();
@@ -94,9 +103,11 @@ export class FleetLab {
     chmodSync(LAB_ROOT, 0o755);
     chmodSync(root, 0o711);
     await createBridges(net);
-    let nats: NatsServer | null = null;
+    let nats: SecureNats | null = null;
     try {
-      nats = await startNatsServer({ host: net.mgmtGateway });
+      const names = Array.from({ length: options.hosts }, (_, i) => `node${i + 1}`);
+      const hosts = (options.clusters ?? ["lab"]).flatMap((cluster) => names.map((node, i) => ({ cluster, node, address: `${net.cluster.base}.${net.cluster.offset + 2 + i}:8443` })));
+      nats = await startSecureNats({ host: net.mgmtGateway, hosts, servers: options.natsServers ?? 1, tls: options.tls ?? false, dir: join(root, "nats") });
       const lab = new FleetLab(options, net, nats, root);
       for (let i = 1; i <= options.hosts; i++) {
         const { host, delay } = await createHost(net, i, options.delayedHosts?.includes(i) ? { logDir: root } : undefined);
@@ -127,38 +138,78 @@ export class FleetLab {
     await Promise.all(names.map((n) => startIncusd(this.member(n))));
   }
 
-  async startCoordinator(env: Record<string, string> = {}): Promise<string> {
-    this.coordinatorPort ||= await freePort();
+  async stopIncus(name: string, how: "graceful" | "kill" = "graceful"): Promise<void> {
+    await stopIncusd(this.member(name), how);
+  }
+
+  incusRunning(name: string): boolean {
+    return incusdRunning(this.member(name));
+  }
+
+  /** NATS settings a process of the lab connects with, as environment variables. */
+  private natsEnv(nkeyFile: string, tls: { caFile?: string; certFile?: string; keyFile?: string } | null): Record<string, string> {
+    return {
+      FLEET_NATS_SERVERS: this.nats.urls.join(","),
+      FLEET_NATS_NKEY_FILE: nkeyFile,
+      ...(tls?.caFile ? { FLEET_NATS_TLS_CA: tls.caFile } : {}),
+      ...(tls?.certFile ? { FLEET_NATS_TLS_CERT: tls.certFile, FLEET_NATS_TLS_KEY: tls.keyFile! } : {}),
+    };
+  }
+
+  /** The first coordinator's API (tests talk to it unless they pick another). */
+  get coordinatorUrl(): string {
+    return this.coordinators[0]?.url ?? "";
+  }
+
+  /** Starts coordinator `index` (1, 2, 3…), or restarts it on its port after a stop. */
+  async startCoordinator(env: Record<string, string> = {}, index = 1): Promise<string> {
+    const credentials = this.nats.setup.coordinators[index - 1];
+    if (!credentials) throw new Error(`the lab's NATS set-up has no credential for coordinator ${index}`);
+    let c = this.coordinators.find((x) => x.index === index);
+    if (!c) {
+      const port = await freePort();
+      c = { index, port, url: `http://127.0.0.1:${port}`, daemon: null };
+      this.coordinators.push(c);
+      this.coordinators.sort((a, b) => a.index - b.index);
+    }
     this.coordinatorStarts += 1;
-    const log = join(this.root, `coordinator-${this.coordinatorStarts}.log`);
-    this.coordinator = startDaemon(process.execPath, [...COORDINATOR_NODE_FLAGS, COORDINATOR_MAIN], {
+    const log = join(this.root, `coordinator-${index}-${this.coordinatorStarts}.log`);
+    c.daemon = startDaemon(process.execPath, [...COORDINATOR_NODE_FLAGS, COORDINATOR_MAIN], {
       env: systemEnv({
-        FLEET_NATS_SERVERS: this.nats.url,
+        ...this.natsEnv(credentials.nkeyFile, credentials.tls),
+        FLEET_SIGNING_KEY_FILE: credentials.signingKeyFile,
+        FLEET_API_TOKEN_FILE: this.nats.setup.apiTokenFile,
         FLEET_HTTP_HOST: "127.0.0.1",
-        FLEET_HTTP_PORT: String(this.coordinatorPort),
+        FLEET_HTTP_PORT: String(c.port),
         FLEET_HEARTBEAT_INTERVAL_MS: String(this.options.heartbeatIntervalMs ?? 1_000),
+        FLEET_OBSERVE_EVERY_MS: "5000",
         FLEET_LOG_LEVEL: "debug",
+        ...((this.options.natsServers ?? 1) > 1 ? { FLEET_STORE_REPLICAS: "3" } : {}),
         ...env,
       }),
       log,
     });
-    this.coordinatorUrl = `http://127.0.0.1:${this.coordinatorPort}`;
-    await waitFor("the coordinator to answer", async () => (await fetch(`${this.coordinatorUrl}/v1/health`)).ok, 20_000, 50);
-    return this.coordinatorUrl;
+    const url = c.url;
+    await waitFor("the coordinator to answer", async () => (await fetch(`${url}/v1/health`)).ok, 30_000, 50);
+    return url;
   }
 
-  async stopCoordinator(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    if (this.coordinator) await stopDaemon(this.coordinator, signal, 10_000);
-    this.coordinator = null;
+  async stopCoordinator(signal: NodeJS.Signals = "SIGTERM", index = 1): Promise<void> {
+    const c = this.coordinators.find((x) => x.index === index);
+    if (c?.daemon) await stopDaemon(c.daemon, signal, 10_000);
+    if (c) c.daemon = null;
   }
 
   startAgent(name: string, options: AgentOptions = {}): Daemon {
     const m = this.member(name);
+    const cluster = options.cluster ?? "lab";
+    const credentials = hostCredentials(this.nats.setup, cluster, options.credentialOf ?? name);
     const log = join(this.root, `agent-${name}.log`);
     const daemon = startDaemon("ip", ["netns", "exec", m.host.namespace, process.execPath, AGENT_MAIN], {
       env: systemEnv({
-        FLEET_NATS_SERVERS: this.nats.url,
-        FLEET_CLUSTER: options.cluster ?? "lab",
+        ...this.natsEnv(credentials.nkeyFile, credentials.tls),
+        FLEET_COORDINATOR_KEY_FILE: credentials.coordinatorKeyFile,
+        FLEET_CLUSTER: cluster,
         FLEET_CLUSTER_PASSWORD: options.password ?? "lab-password-1",
         FLEET_NODE_NAME: name,
         FLEET_NODE_ADDRESS: this.address(name),
@@ -166,6 +217,11 @@ export class FleetLab {
         FLEET_HEARTBEAT_INTERVAL_MS: String(this.options.heartbeatIntervalMs ?? 1_000),
         FLEET_PULL_INTERVAL_MS: "2000",
         FLEET_LOG_LEVEL: "debug",
+        // The lab's service manager, as systemctl is on a real host.
+        FLEET_ACTION_RESTART_INCUS: `${process.execPath} ${INCUSD_CTL} restart --name ${name} --namespace ${m.host.namespace} --dir ${m.dir}`,
+        FLEET_ACTION_UPGRADE_INCUS: `${process.execPath} ${INCUSD_CTL} restart --name ${name} --namespace ${m.host.namespace} --dir ${m.dir}`,
+        FLEET_ACTION_REBOOT: "",
+        FLEET_CANDIDATE_VERSION_COMMAND: `${INCUSD} --version`,
         ...options.env,
       }),
       log,
@@ -214,28 +270,38 @@ export class FleetLab {
     return toYaml(doc);
   }
 
-  async api<T = unknown>(path: string, init: RequestInit = {}): Promise<{ status: number; body: T }> {
-    const res = await fetch(`${this.coordinatorUrl}${path}`, init);
+  /** A call to a coordinator's API, with the lab's token unless told otherwise. */
+  async api<T = unknown>(path: string, init: RequestInit & { coordinator?: number; token?: string | null } = {}): Promise<{ status: number; body: T }> {
+    const base = init.coordinator ? this.coordinators.find((c) => c.index === init.coordinator)!.url : this.coordinatorUrl;
+    const token = init.token === undefined ? this.apiToken : init.token;
+    const headers = new Headers(init.headers);
+    if (token) headers.set("authorization", `Bearer ${token}`);
+    const res = await fetch(`${base}${path}`, { ...init, headers });
     const text = await res.text();
     let body: unknown = text;
     try {
       body = JSON.parse(text);
     } catch {
-      // not JSON (metrics)
+      // not JSON (metrics, YAML)
     }
     return { status: res.status, body: body as T };
   }
 
-  async putSpec(yaml: string): Promise<{ status: number; body: { revision?: number; error?: { code: string; message: string } } }> {
-    return this.api("/v1/spec", { method: "PUT", headers: { "Content-Type": "application/yaml" }, body: yaml });
+  async putSpec(yaml: string, query = ""): Promise<{ status: number; body: { revision?: number; error?: { code: string; message: string; problems?: { path: string; message: string }[] } } }> {
+    return this.api(`/v1/spec${query}`, { method: "PUT", headers: { "Content-Type": "application/yaml" }, body: yaml });
   }
 
   /** Polls a cluster's status until the predicate holds. */
-  async waitForCluster<T = true>(cluster: string, what: string, predicate: (status: ClusterStatusBody) => T | false | null | undefined, timeoutMs = 60_000): Promise<T> {
-    return waitFor(what, async () => {
-      const { status, body } = await this.api<ClusterStatusBody>(`/v1/clusters/${cluster}`);
-      return status === 200 ? predicate(body) : false;
-    }, timeoutMs, 100);
+  async waitForCluster<T = true>(cluster: string, what: string, predicate: (status: ClusterStatusBody) => T | false | null | undefined, timeoutMs = 60_000, coordinator?: number): Promise<T> {
+    return waitFor(
+      what,
+      async () => {
+        const { status, body } = await this.api<ClusterStatusBody>(`/v1/clusters/${cluster}`, coordinator ? { coordinator } : {});
+        return status === 200 ? predicate(body) : false;
+      },
+      timeoutMs,
+      100,
+    );
   }
 
   /** Stops everything this lab started, by pid, and removes namespaces, links and directories, even after a failure. */
@@ -249,7 +315,7 @@ export class FleetLab {
       }
     };
     await Promise.all([...this.agents.keys()].map((n) => attempt(() => this.stopAgent(n, "SIGKILL"))));
-    await attempt(() => this.stopCoordinator("SIGKILL"));
+    for (const c of this.coordinators) await attempt(() => this.stopCoordinator("SIGKILL", c.index));
     // One at a time: clustered daemons stopping together wait on each other's role handover.
     for (const m of [...this.members].reverse()) await attempt(() => stopIncusd(m, "graceful"));
     await attempt(() => this.nats.stop());
@@ -268,12 +334,14 @@ export interface ClusterStatusBody {
   phase: string;
   health: string;
   held: boolean;
+  convergence: { state: string; reason: string };
+  owner: string | null;
   quorum: { voters: number; onlineVoters: number; majority: number; hasQuorum: boolean; failuresTolerated: number; standby: number } | null;
-  reasons: { code: string; message: string }[];
+  reasons: { code: string; message: string; member?: string; expected?: boolean }[];
   holdReasons: string[];
   guidance: string[];
   bootstrap: { node: string; completedAt?: string; adopted?: boolean } | null;
-  operation: { kind: string; node: string } | null;
+  operation: { id: string; kind: string; member: string | null; phase: string; state: string; reason: string } | null;
   memberList: {
     name: string;
     state: string;
@@ -287,6 +355,8 @@ export interface ClusterStatusBody {
     instances: { total: number; running: number } | null;
   }[];
   links: { from: string; to: string; rttMs: number | null; state: string }[];
-  plan: { action: string; detail: string }[];
+  plan: { object: string; action: string; status: string; reason: string; now: unknown; wanted: unknown }[];
+  driftItems: string[];
+  observed: { config: Record<string, string>; pools: { name: string; status: string }[]; networks: { name: string; status: string }[] } | null;
   recentActions: { kind: string; message: string; node?: string }[];
 }

@@ -1,45 +1,114 @@
-import { mkdtempSync, readFileSync, rmSync, existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "node:net";
+import { setupFleet, type SetupHost, type SetupResult } from "../coordinator/setup/setup.js";
 import { startDaemon, stopDaemon, waitFor, type Daemon } from "./processes.js";
 
 export interface NatsServer {
+  name: string;
   url: string;
   host: string;
   port: number;
-  dir: string;
   daemon: Daemon;
+  /** Stops it (SIGTERM), or kills it (SIGKILL, for failover tests); its JetStream store stays until the fleet is stopped. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same port and store, after a stop. */
+  restart(): Promise<void>;
+}
+
+/** A NATS set-up as `incus-fleet setup` writes it, running: one server or a JetStream cluster of several. */
+export interface SecureNats {
+  servers: NatsServer[];
+  /** Every server's URL, what clients are given. */
+  urls: string[];
+  setup: SetupResult;
+  dir: string;
   stop(): Promise<void>;
 }
 
-/**
- * A real nats-server with JetStream, on a port the kernel picks (`-p -1`),
- * read back from its ports file. Its store lives in a temp dir removed on stop.
- */
-export async function startNatsServer(options: { host?: string; jetstream?: boolean } = {}): Promise<NatsServer> {
-  const host = options.host ?? "127.0.0.1";
-  const dir = mkdtempSync(join(tmpdir(), "fleet-nats-"));
-  const args = ["-a", host, "-p", "-1", "--ports_file_dir", dir];
-  if (options.jetstream !== false) args.push("-js", "-sd", join(dir, "js"));
-  const daemon = startDaemon("nats-server", args, { log: join(dir, "nats.log") });
-  const portsFile = await waitFor("the nats-server ports file", () => readdirSync(dir).find((f) => f.endsWith(".ports")) ?? null, 10_000, 20);
-  const ports = JSON.parse(readFileSync(join(dir, portsFile), "utf8")) as { nats: string[] };
-  const url = ports.nats[0]!;
-  const port = Number(new URL(url).port);
-  await waitFor("nats-server to accept connections", () => new Promise<boolean>((resolve) => {
-    const s = connect({ host, port }, () => { s.destroy(); resolve(true); });
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port }, () => {
+      s.destroy();
+      resolve(true);
+    });
     s.on("error", () => resolve(false));
-  }), 10_000, 20);
+  });
+}
+
+export interface SecureNatsOptions {
+  /** The address the servers listen on. */
+  host?: string;
+  hosts: SetupHost[];
+  coordinators?: number;
+  /** Three or more make a JetStream cluster. */
+  servers?: number;
+  tls?: boolean;
+  /** Where the set-up and the stores go; a temp dir removed on stop when not given. */
+  dir?: string;
+}
+
+/**
+ * Real nats-servers locked down with the configuration `incus-fleet setup`
+ * writes: the same users, nkeys and permissions an operator deploys, on
+ * ports picked free, with JetStream stores removed on stop.
+ */
+export async function startSecureNats(options: SecureNatsOptions): Promise<SecureNats> {
+  const host = options.host ?? "127.0.0.1";
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), "fleet-nats-"));
+  mkdirSync(dir, { recursive: true });
+  const count = options.servers ?? 1;
+  const ports: { client: number; route: number }[] = [];
+  for (let i = 0; i < count; i++) ports.push({ client: await freePort(host), route: await freePort(host) });
+  const setup = await setupFleet({
+    out: join(dir, "setup"),
+    hosts: options.hosts,
+    coordinators: options.coordinators ?? 3,
+    servers: ports.map((p, i) => ({ name: `nats-${i + 1}`, listen: `${host}:${p.client}`, ...(count > 1 ? { clusterListen: `${host}:${p.route}` } : {}) })),
+    jetstreamDir: join(dir, "js"),
+    tls: options.tls ? { hosts: [host], mutual: true } : null,
+  });
+  const servers: NatsServer[] = [];
+  for (const [i, config] of setup.serverConfigs.entries()) {
+    const name = `nats-${i + 1}`;
+    const port = ports[i]!.client;
+    const server: NatsServer = {
+      name,
+      url: setup.urls[i]!,
+      host,
+      port,
+      daemon: null as unknown as Daemon,
+      async stop(signal: NodeJS.Signals = "SIGTERM") {
+        await stopDaemon(server.daemon, signal, 5_000);
+      },
+      async restart() {
+        server.daemon = startDaemon("nats-server", ["-c", config], { log: join(dir, `${name}.log`) });
+        await waitFor(`${name} to accept connections`, () => listening(host, port), 10_000, 20);
+      },
+    };
+    await server.restart();
+    servers.push(server);
+  }
   return {
-    url: `nats://${host}:${port}`,
-    host,
-    port,
+    servers,
+    urls: setup.urls,
+    setup,
     dir,
-    daemon,
     async stop() {
-      await stopDaemon(daemon, "SIGTERM", 5_000);
-      if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+      for (const s of servers) await s.stop();
+      if (!options.dir && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -27,13 +27,8 @@ function killAll(): void {
     }
   }
 }
+// Signals are left to the program (the demo cleans its namespaces up on Ctrl-C); whatever way it ends, its children go with it.
 process.once("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
 
 export interface Daemon {
   child: ChildProcess;

@@ -1,11 +1,11 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, scrypt, scryptSync, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, scrypt, scryptSync } from "node:crypto";
 import { ErrorCode, FleetError } from "./errors.js";
 
 /**
  * The cluster password never crosses the wire. Both sides stretch it into a
- * cluster key; messages carry an HMAC made with that key, and join tokens are
- * sealed with it, so that neither NATS nor the coordinator's logs ever hold
- * anything that lets a listener join the cluster.
+ * cluster key: agents prove they know the password with an HMAC made with it
+ * (see frames.ts), and join tokens travel sealed with it, so that neither NATS
+ * nor the coordinator's logs ever hold anything that lets a listener join.
  */
 export interface ClusterKeys {
   mac: Buffer;
@@ -32,40 +32,6 @@ export function deriveClusterKeysAsync(cluster: string, password: string): Promi
   return new Promise((resolve, reject) => {
     scrypt(password, saltOf(cluster), 32, SCRYPT, (err, root) => (err ? reject(err) : resolve(keysFrom(root))));
   });
-}
-
-/** Purposes keep a MAC made for one kind of message from being accepted as another. */
-export const MacPurpose = {
-  Hello: "hello",
-  Assign: "assign",
-  AssignReply: "assign-reply",
-  Report: "report",
-  Heartbeat: "heartbeat",
-  Command: "command",
-  CommandReply: "command-reply",
-} as const;
-export type MacPurpose = (typeof MacPurpose)[keyof typeof MacPurpose];
-
-/**
- * The MAC covers the JSON text of the message without its `mac` field, as
- * JSON.stringify writes it. The sender puts `mac` last; JSON.parse keeps the
- * order of keys, so the receiver writes the very same text back. (Sorting
- * keys instead cost four times the rest of handling a heartbeat.)
- */
-export function macOf(key: Buffer, purpose: MacPurpose, body: object): string {
-  return createHmac("sha256", key).update(`${purpose}\n`).update(JSON.stringify(body)).digest("hex");
-}
-
-/** Signs a message: returns it with its `mac` field set over all its other fields. */
-export function signed<T extends object>(key: Buffer, purpose: MacPurpose, body: T): T & { mac: string } {
-  return { ...body, mac: macOf(key, purpose, body) };
-}
-
-export function verifyMac<T extends { mac: string }>(key: Buffer, purpose: MacPurpose, message: T): boolean {
-  const { mac, ...body } = message;
-  const expected = Buffer.from(macOf(key, purpose, body), "hex");
-  const given = Buffer.from(mac, "hex");
-  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 export function randomNonce(bytes = 16): string {

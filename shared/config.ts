@@ -1,5 +1,6 @@
 import convict from "convict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import type { NatsOptions } from "./nats.js";
 import { parse as parseYaml } from "yaml";
 
 convict.addParser([
@@ -43,6 +44,23 @@ export const commonSchema = {
       env: "FLEET_NATS_SERVERS",
       arg: "nats-servers",
     },
+    nkeyFile: {
+      doc: "File holding this process's NATS nkey seed (written by incus-fleet setup)",
+      format: String,
+      default: "",
+      env: "FLEET_NATS_NKEY_FILE",
+      arg: "nats-nkey-file",
+    },
+    credsFile: {
+      doc: "NATS credentials file (JWT and nkey seed), for operator-mode servers",
+      format: String,
+      default: "",
+      env: "FLEET_NATS_CREDS",
+      arg: "nats-creds",
+    },
+    user: { doc: "NATS user name", format: String, default: "", env: "FLEET_NATS_USER", arg: "nats-user" },
+    password: { doc: "NATS password (prefer passwordFile)", format: String, default: "", sensitive: true, env: "FLEET_NATS_PASSWORD", arg: "nats-password" },
+    passwordFile: { doc: "File holding the NATS password", format: String, default: "", env: "FLEET_NATS_PASSWORD_FILE", arg: "nats-password-file" },
     token: {
       doc: "NATS authentication token",
       format: String,
@@ -51,12 +69,10 @@ export const commonSchema = {
       env: "FLEET_NATS_TOKEN",
       arg: "nats-token",
     },
-    credsFile: {
-      doc: "NATS credentials file (JWT and NKey seed)",
-      format: String,
-      default: "",
-      env: "FLEET_NATS_CREDS",
-      arg: "nats-creds",
+    tls: {
+      caFile: { doc: "CA certificate that signed the NATS servers' certificates", format: String, default: "", env: "FLEET_NATS_TLS_CA", arg: "nats-tls-ca" },
+      certFile: { doc: "Client certificate, for servers that verify clients (mutual TLS)", format: String, default: "", env: "FLEET_NATS_TLS_CERT", arg: "nats-tls-cert" },
+      keyFile: { doc: "Key of the client certificate", format: String, default: "", env: "FLEET_NATS_TLS_KEY", arg: "nats-tls-key" },
     },
   },
   log: {
@@ -85,4 +101,34 @@ export function loadConfig<T>(schema: convict.Schema<T>, args: string[] = proces
 
 export function readSecretFile(path: string): string {
   return readFileSync(path, "utf8").trim();
+}
+
+interface NatsSettings {
+  servers: string[];
+  nkeyFile: string;
+  credsFile: string;
+  user: string;
+  password: string;
+  passwordFile: string;
+  token: string;
+  tls: { caFile: string; certFile: string; keyFile: string };
+}
+
+/** The NATS connection settings of a loaded configuration, checked: unreadable files are reported here, by key. */
+export function natsOptionsOf(c: { get(key: "nats"): unknown }, name: string, inboxPrefix?: string): NatsOptions {
+  const n = c.get("nats") as NatsSettings;
+  for (const [key, file] of [["nats.nkeyFile", n.nkeyFile], ["nats.credsFile", n.credsFile], ["nats.passwordFile", n.passwordFile], ["nats.tls.caFile", n.tls.caFile], ["nats.tls.certFile", n.tls.certFile], ["nats.tls.keyFile", n.tls.keyFile]] as const) {
+    if (file && !existsSync(file)) throw new Error(`${key}: ${file} does not exist`);
+  }
+  if ((n.tls.certFile === "") !== (n.tls.keyFile === "")) throw new Error("nats.tls: give both certFile and keyFile, or neither");
+  return {
+    servers: n.servers,
+    name,
+    ...(n.token ? { token: n.token } : {}),
+    ...(n.user ? { user: n.user, password: n.passwordFile ? readSecretFile(n.passwordFile) : n.password } : {}),
+    ...(n.nkeyFile ? { nkeyFile: n.nkeyFile } : {}),
+    ...(n.credsFile ? { credsFile: n.credsFile } : {}),
+    tls: { ...(n.tls.caFile ? { caFile: n.tls.caFile } : {}), ...(n.tls.certFile ? { certFile: n.tls.certFile, keyFile: n.tls.keyFile } : {}) },
+    ...(inboxPrefix ? { inboxPrefix } : {}),
+  };
 }

@@ -2,32 +2,41 @@ import Type, { type Static, type TSchema } from "typebox";
 import { NAME_PATTERN } from "./names.js";
 
 /**
- * One TypeBox schema per wire message. Both sides validate every message they
- * receive against these before acting on it.
+ * One TypeBox schema per wire message. Every message travels in a frame
+ * (frames.ts) whose proof is checked first; then its body is checked
+ * against these schemas before anything acts on it.
  */
 
 const Name = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
 const Address = Type.String({ minLength: 1, maxLength: 255 });
 const Text = Type.String({ maxLength: 4096 });
-const Mac = Type.String({ pattern: "^[0-9a-f]{64}$" });
 const Nonce = Type.String({ pattern: "^[0-9a-f]{32,64}$" });
+const Challenge = Type.String({ pattern: "^[0-9a-f]{16,200}\\.[0-9]{1,16}\\.[0-9a-f]{64}$", maxLength: 300 });
 const Instance = Type.String({ pattern: "^[0-9a-f-]{8,64}$" });
 const Millis = Type.Number({ minimum: 0 });
+const Timestamp = Type.Number({ minimum: 0 });
 const StringMap = Type.Record(Type.String({ maxLength: 256 }), Type.String({ maxLength: 4096 }));
+const Fingerprint = Type.String({ pattern: "^[0-9a-f]{64}$" });
 
-/** Who is speaking, and the proof that it knows the cluster password. */
-const Signed = {
+/**
+ * Who is speaking: the agent process (`instance`), its message number in
+ * this session (`seq`, rising) and when it sent it, by its best estimate of
+ * the coordinator's clock (`sentAt`). Together they let a coordinator refuse
+ * a message played back later, even one captured before it restarted.
+ */
+const FromAgent = {
   cluster: Name,
   node: Name,
   instance: Instance,
   seq: Type.Integer({ minimum: 1 }),
-  mac: Mac,
+  sentAt: Timestamp,
 };
 
 export const ErrorBody = Type.Object({
   code: Type.String({ maxLength: 64 }),
   message: Text,
 });
+export type ErrorBody = Static<typeof ErrorBody>;
 
 // ---------------------------------------------------------------- facts
 
@@ -45,12 +54,30 @@ export const IncusFacts = Type.Object({
   members: Type.Optional(Type.Array(Type.String({ maxLength: 255 }), { maxItems: 100 })),
   /** An Incus operation that changes membership is running right now. */
   busy: Type.Optional(Type.Union([Type.Literal("bootstrapping"), Type.Literal("joining")])),
+  /** The daemon's process id: it changes when Incus restarts. */
+  pid: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** The daemon runs but does not serve its API yet, and why (as /internal/ready says): starting, waiting for quorum or for the other members to be upgraded. */
+  notReady: Type.Optional(Type.String({ maxLength: 256 })),
 });
 export type IncusFacts = Static<typeof IncusFacts>;
+
+/** What this host's Incus can create: checked before a pool or network is asked of it. */
+export const Capabilities = Type.Object({
+  storageDrivers: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 }),
+  networkTypes: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 16 }),
+  /** Why a network type is missing, by type (e.g. bridge: "dnsmasq is not installed"). */
+  missing: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 512 }))),
+});
+export type Capabilities = Static<typeof Capabilities>;
 
 export const NodeFacts = Type.Object({
   address: Address,
   agentVersion: Type.String({ maxLength: 64 }),
+  /** SHA-256 of this host's own Incus server certificate: the same before and after it joins. */
+  fingerprint: Type.Optional(Fingerprint),
+  capabilities: Type.Optional(Capabilities),
+  /** The Incus version the host's package manager would install, for upgrade rollouts. */
+  candidateVersion: Type.Optional(Type.String({ maxLength: 64 })),
   incus: IncusFacts,
 });
 export type NodeFacts = Static<typeof NodeFacts>;
@@ -61,6 +88,7 @@ export const PreflightCheckName = {
   Version: "version",
   Clock: "clock",
   Latency: "latency",
+  Capability: "capability",
 } as const;
 export type PreflightCheckName = (typeof PreflightCheckName)[keyof typeof PreflightCheckName];
 
@@ -81,24 +109,24 @@ export type PreflightReport = Static<typeof PreflightReport>;
 
 // ---------------------------------------------------------------- enrollment
 
-export const ChallengeRequest = Type.Object({ cluster: Name, node: Name });
+export const ChallengeRequest = Type.Object({ cluster: Name, node: Name, instance: Instance });
 export type ChallengeRequest = Static<typeof ChallengeRequest>;
 
-export const ChallengeReply = Type.Object({ nonce: Nonce, expiresInMs: Millis });
+export const ChallengeReply = Type.Object({ inReplyTo: Instance, challenge: Challenge, expiresInMs: Millis });
 export type ChallengeReply = Static<typeof ChallengeReply>;
 
 export const Hello = Type.Object({
   cluster: Name,
   node: Name,
   instance: Instance,
-  nonce: Nonce,
-  mac: Mac,
+  challenge: Challenge,
+  sentAt: Timestamp,
   facts: NodeFacts,
 });
 export type Hello = Static<typeof Hello>;
 
 export const AssignRequest = Type.Object({
-  ...Signed,
+  ...FromAgent,
   facts: NodeFacts,
   preflight: Type.Optional(PreflightReport),
   /** A waiting agent may let the coordinator hold the request this long and answer as soon as its turn comes. */
@@ -150,6 +178,8 @@ export const Assignment = Type.Union([
     target: Type.Object({ node: Name, address: Address }),
     expectedVersion: Type.Optional(Type.String({ maxLength: 64 })),
     limits: Type.Object({ latencyMs: Millis, clockOffsetMs: Millis }),
+    /** Storage drivers and network types the spec asks this member to create. */
+    needs: Type.Optional(Type.Object({ storageDrivers: Type.Array(Type.String({ maxLength: 64 })), networkTypes: Type.Array(Type.String({ maxLength: 64 })) })),
   }),
   Type.Object({ kind: Type.Literal("wait"), reason: Text, retryAfterMs: Millis }),
   Type.Object({ kind: Type.Literal("member"), reason: Text }),
@@ -164,15 +194,14 @@ export const Assignment = Type.Union([
 ]);
 export type Assignment = Static<typeof Assignment>;
 
+/**
+ * A coordinator's answer to a hello or a pull. `inReplyTo` names the request
+ * (its challenge or seq) and `epoch` the coordinator's lease on the cluster:
+ * an agent ignores commands from an owner older than one it has heard from.
+ */
 export const AssignReply = Type.Union([
-  Type.Object({
-    ok: Type.Literal(true),
-    /** The nonce or seq of the request this answers, so an old reply cannot be replayed. */
-    inReplyTo: Type.String({ maxLength: 128 }),
-    assignment: Assignment,
-    mac: Mac,
-  }),
-  Type.Object({ ok: Type.Literal(false), error: ErrorBody }),
+  Type.Object({ ok: Type.Literal(true), inReplyTo: Type.String({ maxLength: 300 }), epoch: Type.Integer({ minimum: 0 }), assignment: Assignment }),
+  Type.Object({ ok: Type.Literal(false), inReplyTo: Type.String({ maxLength: 300 }), error: ErrorBody }),
 ]);
 export type AssignReply = Static<typeof AssignReply>;
 
@@ -186,7 +215,7 @@ export const ReportOutcome = {
 export type ReportOutcome = (typeof ReportOutcome)[keyof typeof ReportOutcome];
 
 export const Report = Type.Object({
-  ...Signed,
+  ...FromAgent,
   outcome: Type.Enum(ReportOutcome),
   assignment: Type.Union([Type.Literal("bootstrap"), Type.Literal("join")]),
   detail: Text,
@@ -197,12 +226,15 @@ export const Report = Type.Object({
 export type Report = Static<typeof Report>;
 
 export const Ack = Type.Union([
-  Type.Object({ ok: Type.Literal(true) }),
-  Type.Object({ ok: Type.Literal(false), error: ErrorBody }),
+  Type.Object({ ok: Type.Literal(true), inReplyTo: Type.String({ maxLength: 64 }) }),
+  Type.Object({ ok: Type.Literal(false), inReplyTo: Type.String({ maxLength: 64 }), error: ErrorBody }),
 ]);
 export type Ack = Static<typeof Ack>;
 
-export const TimeReply = Type.Object({ now: Type.Number() });
+export const TimeRequest = Type.Object({ cluster: Name, node: Name, nonce: Nonce });
+export type TimeRequest = Static<typeof TimeRequest>;
+
+export const TimeReply = Type.Object({ inReplyTo: Nonce, now: Type.Number() });
 export type TimeReply = Static<typeof TimeReply>;
 
 export const Nudge = Type.Object({ cluster: Name, reason: Text });
@@ -248,7 +280,7 @@ export const PeerLatency = Type.Object({
 export type PeerLatency = Static<typeof PeerLatency>;
 
 export const Heartbeat = Type.Object({
-  ...Signed,
+  ...FromAgent,
   intervalMs: Millis,
   incus: IncusFacts,
   view: Type.Optional(ClusterView),
@@ -272,8 +304,21 @@ export const EvacuationMode = Type.Union([
   Type.Literal("migrate"),
   Type.Literal("live-migrate"),
   Type.Literal("stop"),
+  Type.Literal("stateful-stop"),
+  Type.Literal("force-stop"),
 ]);
 export type EvacuationMode = Static<typeof EvacuationMode>;
+
+/** What a host's agent may be asked to do to its own host during a rollout; the commands are the agent's own configuration. */
+export const HostAction = Type.Union([Type.Literal("restart-incus"), Type.Literal("upgrade-incus"), Type.Literal("reboot")]);
+export type HostAction = Static<typeof HostAction>;
+
+const ResourceSpec = {
+  name: Name,
+  description: Type.String({ maxLength: 1024 }),
+  config: StringMap,
+  memberConfig: Type.Record(Name, StringMap),
+};
 
 export const CommandBody = Type.Union([
   Type.Object({ kind: Type.Literal("mint-token"), joiner: Name }),
@@ -289,22 +334,14 @@ export const CommandBody = Type.Union([
   Type.Object({ kind: Type.Literal("remove-member"), member: Name, force: Type.Boolean() }),
   Type.Object({ kind: Type.Literal("evacuate"), member: Name, mode: EvacuationMode }),
   Type.Object({ kind: Type.Literal("restore"), member: Name }),
-  Type.Object({
-    kind: Type.Literal("ensure-pool"),
-    name: Name,
-    driver: Type.String({ maxLength: 64 }),
-    description: Type.String({ maxLength: 1024 }),
-    config: StringMap,
-    memberConfig: Type.Record(Name, StringMap),
-  }),
-  Type.Object({
-    kind: Type.Literal("ensure-network"),
-    name: Name,
-    type: Type.String({ maxLength: 64 }),
-    description: Type.String({ maxLength: 1024 }),
-    config: StringMap,
-    memberConfig: Type.Record(Name, StringMap),
-  }),
+  Type.Object({ kind: Type.Literal("clear-evacuation-origin"), member: Name }),
+  /** Reads settings, pools, networks and instances; for the named pools and networks also each member's own state. */
+  Type.Object({ kind: Type.Literal("observe"), pools: Type.Array(Name, { maxItems: 256 }), networks: Type.Array(Name, { maxItems: 256 }) }),
+  Type.Object({ kind: Type.Literal("converge-pool"), driver: Type.String({ maxLength: 64 }), members: Type.Array(Name, { maxItems: 100 }), ...ResourceSpec }),
+  Type.Object({ kind: Type.Literal("converge-network"), type: Type.String({ maxLength: 64 }), members: Type.Array(Name, { maxItems: 100 }), ...ResourceSpec }),
+  Type.Object({ kind: Type.Literal("delete-pool"), name: Name }),
+  Type.Object({ kind: Type.Literal("delete-network"), name: Name }),
+  Type.Object({ kind: Type.Literal("host-action"), action: HostAction, targetVersion: Type.Optional(Type.String({ maxLength: 64 })) }),
 ]);
 export type CommandBody = Static<typeof CommandBody>;
 export type CommandKind = CommandBody["kind"];
@@ -315,9 +352,10 @@ export const Command = Type.Object({
   node: Name,
   /** The agent process this command is meant for; a restarted agent ignores its predecessor's commands. */
   instance: Instance,
+  /** The sender's lease on the cluster: a command from an owner older than one the agent has heard from is refused. */
+  epoch: Type.Integer({ minimum: 0 }),
   issuedAt: Type.Number(),
   body: CommandBody,
-  mac: Mac,
 });
 export type Command = Static<typeof Command>;
 
@@ -326,6 +364,8 @@ export const InstancePlacement = Type.Object({
   project: Type.String({ maxLength: 255 }),
   location: Type.String({ maxLength: 255 }),
   status: Type.String({ maxLength: 64 }),
+  /** The member an evacuation moved it away from, while it is away. */
+  origin: Type.Optional(Type.String({ maxLength: 255 })),
 });
 export type InstancePlacement = Static<typeof InstancePlacement>;
 
@@ -335,22 +375,51 @@ const Placements = {
   after: Type.Array(InstancePlacement, { maxItems: 10000 }),
 };
 
+/** A storage pool or network as one member's Incus has it. */
+export const ObservedResource = Type.Object({
+  name: Type.String({ maxLength: 255 }),
+  /** Driver of a pool, type of a network. */
+  kind: Type.String({ maxLength: 64 }),
+  managed: Type.Boolean(),
+  status: Type.String({ maxLength: 64 }),
+  description: Type.String({ maxLength: 1024 }),
+  config: StringMap,
+  /** Per member: its status and its member-specific keys. */
+  members: Type.Record(Type.String({ maxLength: 255 }), Type.Object({ status: Type.String({ maxLength: 64 }), config: StringMap })),
+});
+export type ObservedResource = Static<typeof ObservedResource>;
+
+export const Observation = Type.Object({
+  config: StringMap,
+  /** Each member's description, failure domain and groups. */
+  members: Type.Array(Type.Object({ name: Type.String({ maxLength: 255 }), description: Type.String({ maxLength: 1024 }), failureDomain: Type.String({ maxLength: 255 }), groups: Type.Array(Type.String({ maxLength: 255 }), { maxItems: 64 }) }), { maxItems: 100 }),
+  pools: Type.Array(ObservedResource, { maxItems: 256 }),
+  networks: Type.Array(ObservedResource, { maxItems: 256 }),
+  instances: Type.Array(InstancePlacement, { maxItems: 10000 }),
+});
+export type Observation = Static<typeof Observation>;
+
 export const CommandResult = Type.Union([
   Type.Object({ kind: Type.Literal("mint-token"), sealedToken: Type.String({ maxLength: 16384 }), clusterCertificate: Type.String({ maxLength: 16384 }), clusterAddress: Address }),
   Type.Object({ kind: Type.Literal("probe"), reachable: Type.Boolean(), rttMs: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]), error: Type.Optional(Text) }),
   Type.Object({ kind: Type.Literal("set-member") }),
   Type.Object({ kind: Type.Literal("apply-config"), changed: Type.Array(Type.String({ maxLength: 256 })) }),
-  Type.Object({ kind: Type.Literal("remove-member") }),
+  Type.Object({ kind: Type.Literal("remove-member"), removed: Type.Boolean() }),
   Type.Object({ kind: Type.Literal("evacuate"), ...Placements }),
   Type.Object({ kind: Type.Literal("restore"), ...Placements }),
-  Type.Object({ kind: Type.Literal("ensure-pool"), created: Type.Boolean() }),
-  Type.Object({ kind: Type.Literal("ensure-network"), created: Type.Boolean() }),
+  Type.Object({ kind: Type.Literal("clear-evacuation-origin"), cleared: Type.Array(Type.String({ maxLength: 512 }), { maxItems: 10000 }) }),
+  Type.Object({ kind: Type.Literal("observe"), observation: Observation }),
+  Type.Object({ kind: Type.Literal("converge-pool"), changes: Type.Array(Text, { maxItems: 256 }) }),
+  Type.Object({ kind: Type.Literal("converge-network"), changes: Type.Array(Text, { maxItems: 256 }) }),
+  Type.Object({ kind: Type.Literal("delete-pool"), deleted: Type.Boolean() }),
+  Type.Object({ kind: Type.Literal("delete-network"), deleted: Type.Boolean() }),
+  Type.Object({ kind: Type.Literal("host-action"), detail: Text }),
 ]);
 export type CommandResult = Static<typeof CommandResult>;
 
 export const CommandReply = Type.Union([
-  Type.Object({ ok: Type.Literal(true), inReplyTo: Nonce, result: CommandResult, mac: Mac }),
-  Type.Object({ ok: Type.Literal(false), inReplyTo: Nonce, error: ErrorBody, mac: Mac }),
+  Type.Object({ ok: Type.Literal(true), inReplyTo: Nonce, result: CommandResult }),
+  Type.Object({ ok: Type.Literal(false), inReplyTo: Nonce, error: ErrorBody }),
 ]);
 export type CommandReply = Static<typeof CommandReply>;
 
@@ -363,6 +432,7 @@ export const WireSchemas = {
   AssignReply,
   Report,
   Ack,
+  TimeRequest,
   TimeReply,
   Nudge,
   Heartbeat,

@@ -1,17 +1,19 @@
+import { readFileSync } from "node:fs";
 import { Writable } from "node:stream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import type { ExecutionContext } from "ava";
 import { Coordinator } from "../../coordinator/coordinator.js";
 import { loadCoordinatorConfig, type CoordinatorConfig } from "../../coordinator/config.js";
-import { createLogger } from "../../shared/index.js";
-import { startNatsServer, type NatsServer } from "../../lab/nats-server.js";
+import { hostCredentials } from "../../coordinator/setup/setup.js";
+import { agentInboxPrefix, createLogger, readVerifyingKey } from "../../shared/index.js";
+import { startSecureNats, type SecureNats } from "../../lab/nats-server.js";
 
 export interface CoordinatorHarness {
-  nats: NatsServer;
+  nats: SecureNats;
   coordinator: Coordinator;
   logs: string[];
-  /** A separate client connection, as an agent or operator would have. */
-  client: NatsConnection;
+  /** The API token of the set-up. */
+  token: string;
   restart(): Promise<Coordinator>;
 }
 
@@ -24,38 +26,78 @@ function capture(lines: string[]): Writable {
   });
 }
 
-/** A real nats-server on a free port with JetStream, and the coordinator in this process, torn down with the test. */
-export async function startCoordinator(t: ExecutionContext, overrides: Partial<CoordinatorConfig> = {}, nats?: NatsServer): Promise<CoordinatorHarness> {
-  const server = nats ?? (await startNatsServer());
+/** Hosts every integration test may speak for: two clusters of five. */
+export const TEST_HOSTS = ["c1", "c2"].flatMap((cluster) => ["n1", "n2", "n3", "n4", "n5"].map((node, i) => ({ cluster, node, address: `192.0.2.${11 + i}:8443` })));
+
+/** A real nats-server locked down as `incus-fleet setup` writes it, torn down with the test. */
+export async function secureNats(t: ExecutionContext, options: { servers?: number; tls?: boolean } = {}): Promise<SecureNats> {
+  const nats = await startSecureNats({ hosts: TEST_HOSTS, ...options });
+  t.teardown(() => nats.stop());
+  return nats;
+}
+
+/** The configuration of coordinator `index` of a set-up, for tests that run coordinators in their own process. */
+export function coordinatorConfig(nats: SecureNats, overrides: Partial<CoordinatorConfig> = {}, index = 1): CoordinatorConfig {
+  const c = nats.setup.coordinators[index - 1]!;
+  return {
+    ...loadCoordinatorConfig([], {}),
+    nats: { servers: nats.urls, name: `coordinator ${index}`, nkeyFile: c.nkeyFile, ...(c.tls ? { tls: c.tls } : {}) },
+    signingKeyFile: c.signingKeyFile,
+    apiToken: readFileSync(nats.setup.apiTokenFile, "utf8").trim(),
+    httpPort: 0,
+    logLevel: "debug",
+    ...overrides,
+  };
+}
+
+/** The coordinator in this process, over a locked-down nats-server, torn down with the test. */
+export async function startCoordinator(t: ExecutionContext, overrides: Partial<CoordinatorConfig> = {}, nats?: SecureNats, index = 1): Promise<CoordinatorHarness> {
+  const server = nats ?? (await secureNats(t));
   const logs: string[] = [];
-  const config: CoordinatorConfig = { ...loadCoordinatorConfig([], {}), natsServers: [server.url], httpPort: 0, logLevel: "debug", ...overrides };
+  const config = coordinatorConfig(server, overrides, index);
   const make = () => Coordinator.start(config, createLogger({ name: "coordinator", level: "debug", destination: capture(logs) }));
   const harness: CoordinatorHarness = {
     nats: server,
     coordinator: await make(),
     logs,
-    client: await connect({ servers: server.url }),
+    token: config.apiToken,
     async restart() {
       await harness.coordinator.stop();
       harness.coordinator = await make();
       return harness.coordinator;
     },
   };
-  t.teardown(async () => {
-    await harness.client.close().catch(() => undefined);
-    await harness.coordinator.stop().catch(() => undefined);
-    if (!nats) await server.stop();
-  });
+  t.teardown(() => harness.coordinator.stop().catch(() => undefined));
   return harness;
 }
 
-export async function putSpec(h: CoordinatorHarness, yaml: string, headers: Record<string, string> = {}) {
-  const res = await h.coordinator.app.inject({ method: "PUT", url: "/v1/spec", headers: { "content-type": "application/yaml", ...headers }, payload: yaml });
+/** A NATS connection with one host's own credential, as its agent has. */
+export async function connectAsHost(t: ExecutionContext, nats: SecureNats, cluster: string, node: string): Promise<NatsConnection> {
+  const c = hostCredentials(nats.setup, cluster, node);
+  const nc = await connect({ servers: nats.urls, authenticator: nkeyAuthenticator(new TextEncoder().encode(readFileSync(c.nkeyFile, "utf8").trim())), inboxPrefix: agentInboxPrefix(cluster, node), ...(c.tls ? { tls: c.tls } : {}) });
+  t.teardown(() => nc.close());
+  return nc;
+}
+
+/** A NATS connection with a coordinator's credential: everything is allowed (to watch what agents cannot). */
+export async function connectAsCoordinator(t: ExecutionContext, nats: SecureNats, index = 1): Promise<NatsConnection> {
+  const c = nats.setup.coordinators[index - 1]!;
+  const nc = await connect({ servers: nats.urls, authenticator: nkeyAuthenticator(new TextEncoder().encode(readFileSync(c.nkeyFile, "utf8").trim())), ...(c.tls ? { tls: c.tls } : {}) });
+  t.teardown(() => nc.close());
+  return nc;
+}
+
+export function coordinatorPublicKey(nats: SecureNats) {
+  return readVerifyingKey(nats.setup.coordinatorKeyFile);
+}
+
+export async function putSpec(h: CoordinatorHarness, yaml: string, headers: Record<string, string> = {}, query = "") {
+  const res = await h.coordinator.app.inject({ method: "PUT", url: `/v1/spec${query}`, headers: { "content-type": "application/yaml", authorization: `Bearer ${h.token}`, ...headers }, payload: yaml });
   return { status: res.statusCode, body: res.json() as Record<string, unknown> & { revision?: number; error?: { code: string; message: string; problems?: { path: string; message: string }[] } } };
 }
 
 export async function getJson<T = Record<string, unknown>>(h: CoordinatorHarness, url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
-  const res = await h.coordinator.app.inject({ method: "GET", url, headers });
+  const res = await h.coordinator.app.inject({ method: "GET", url, headers: { authorization: `Bearer ${h.token}`, ...headers } });
   return { status: res.statusCode, body: res.json() as T };
 }
 

@@ -6,27 +6,45 @@ import {
   encodeJoinToken,
   ErrorCode,
   FleetError,
-  MacPurpose,
+  generateSigningKey,
+  macFrame,
+  openMacFrame,
+  openSignedFrame,
   seal,
-  signed,
+  signedFrame,
+  signingKeyFromPem,
   unseal,
-  verifyMac,
+  verifyingKeyFromPem,
 } from "../../shared/index.js";
 
 const keys = deriveClusterKeys("prod", "correct-horse-battery");
 const other = deriveClusterKeys("prod", "wrong-password-here");
+const decoder = new TextDecoder();
 
-test("a signed message verifies; any change to it does not", (t) => {
-  const msg = signed(keys.mac, MacPurpose.Assign, { cluster: "prod", node: "node1", seq: 3, facts: { b: 1, a: [1, 2] } });
-  t.true(verifyMac(keys.mac, MacPurpose.Assign, msg));
-  t.false(verifyMac(keys.mac, MacPurpose.Assign, { ...msg, seq: 4 }));
-  t.false(verifyMac(keys.mac, MacPurpose.Report, msg), "a MAC for one purpose is not valid for another");
-  t.false(verifyMac(other.mac, MacPurpose.Assign, msg), "another password gives another key");
+test("an agent's frame opens with the cluster key on its subject; any change, another key or another subject does not", (t) => {
+  const subject = "fleet.v1.in.prod.node1.assign";
+  const frame = macFrame(keys.mac, subject, { cluster: "prod", node: "node1", seq: 3, facts: { b: 1, a: [1, 2] } });
+  const opened = openMacFrame(keys.mac, subject, frame);
+  t.true(opened.ok);
+  t.deepEqual(JSON.parse((opened as { json: string }).json), { cluster: "prod", node: "node1", seq: 3, facts: { b: 1, a: [1, 2] } });
+  const tampered = decoder.decode(frame).replace('"seq":3', '"seq":4');
+  t.false(openMacFrame(keys.mac, subject, tampered).ok);
+  t.false(openMacFrame(keys.mac, "fleet.v1.in.prod.node2.assign", frame).ok, "a frame moved to another host's subject no longer verifies");
+  t.false(openMacFrame(other.mac, subject, frame).ok, "another password gives another key");
+  t.false(openMacFrame(keys.mac, subject, '{"not":"framed"}').ok);
 });
 
-test("a message verifies after it crossed the wire as JSON, in any shape of values", (t) => {
-  const msg = signed(keys.mac, MacPurpose.Hello, { a: 0.1 + 0.2, b: { y: "ü\u0001\"", x: [1, null, true] }, "1": -5e-7 });
-  t.true(verifyMac(keys.mac, MacPurpose.Hello, JSON.parse(JSON.stringify(msg)) as typeof msg));
+test("a coordinator's frame verifies with its public key only; the cluster password cannot make one", (t) => {
+  const { privatePem, publicPem } = generateSigningKey();
+  const signing = signingKeyFromPem(privatePem);
+  const frame = signedFrame(signing, "reply fleet.v1.in.prod.node1.assign", { ok: true, inReplyTo: "3" });
+  t.true(openSignedFrame(verifyingKeyFromPem(publicPem), "reply fleet.v1.in.prod.node1.assign", frame).ok);
+  t.false(openSignedFrame(verifyingKeyFromPem(publicPem), "reply fleet.v1.in.prod.node2.assign", frame).ok, "an answer to another request does not verify");
+  const forged = macFrame(keys.mac, "reply fleet.v1.in.prod.node1.assign", { ok: true, inReplyTo: "3" });
+  t.false(openSignedFrame(verifyingKeyFromPem(publicPem), "reply fleet.v1.in.prod.node1.assign", forged).ok, "an HMAC made with the cluster key is no signature");
+  const stranger = generateSigningKey();
+  t.false(openSignedFrame(verifyingKeyFromPem(stranger.publicPem), "reply fleet.v1.in.prod.node1.assign", frame).ok);
+  t.throws(() => verifyingKeyFromPem("not a key"), { instanceOf: FleetError });
 });
 
 test("keys depend on the cluster name too: one password reused for two clusters gives two keys", (t) => {

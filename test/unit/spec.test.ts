@@ -147,7 +147,7 @@ test("pillar members that disagree on the password are refused", (t) => {
   const problems = problemsOf({
     incus: { cluster_members: { a1: { address: "192.0.2.11", cluster_password: "one-password" }, a2: { address: "192.0.2.12", cluster_password: "another-one" } } },
   });
-  t.true(problems.some((p) => p.path === "incus.cluster_members" && /different cluster_password/.test(p.message)));
+  t.true(problems.some((p) => p.path === "incus.cluster_members.a2.cluster_password" && /different cluster password than incus\.cluster_members\.a1\.cluster_password/.test(p.message)), JSON.stringify(problems));
 });
 
 test("an address used in two clusters is a duplicate", (t) => {

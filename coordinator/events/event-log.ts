@@ -1,0 +1,196 @@
+import { randomUUID } from "node:crypto";
+import pRetry from "p-retry";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient } from "@nats-io/jetstream";
+import { EventKinds, FleetEvent, Subject, WireCodec, type EventKind, type Logger } from "../../shared/index.js";
+import { isTransient } from "../store/jetstream-errors.js";
+
+export interface EventSpec {
+  kind: EventKind;
+  message: string;
+  node?: string;
+  data?: Record<string, unknown>;
+  /**
+   * Names the event for the stream's duplicate check: the same change
+   * published twice (by a coordinator resuming another's operation) is kept
+   * once. Random when not given.
+   */
+  id?: string;
+}
+
+export interface EventSink {
+  publish(cluster: string, spec: EventSpec): void;
+}
+
+/** The event as published; the stream adds `seq`. */
+type Published = Omit<FleetEvent, "seq">;
+
+const codec = new WireCodec("FleetEvent", FleetEvent);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+function decodeEvent(data: Uint8Array, seq: number): ReturnType<typeof codec.validate> {
+  let body: unknown;
+  try {
+    body = JSON.parse(decoder.decode(data));
+  } catch {
+    return { ok: false, reason: "FleetEvent: not valid JSON" };
+  }
+  return codec.validate(body && typeof body === "object" ? { ...body, seq } : body);
+}
+
+/** Events every coordinator keeps at hand for the API, the page and the WebSocket's replay. */
+const RECENT_LIMIT = 2_000;
+
+/**
+ * Fleet events, persisted in a JetStream stream bounded by age and size.
+ * Every coordinator publishes into the stream and follows it, so that the
+ * API, `incus-fleet events --since` and the WebSocket give the same history
+ * from any coordinator, after restarts, each event once (the stream drops a
+ * second publish of the same event id).
+ */
+export class EventLog implements EventSink {
+  private readonly recentEvents: FleetEvent[] = [];
+  private readonly listeners = new Set<(event: FleetEvent) => void>();
+  private readonly localListeners = new Set<(event: Published) => void>();
+  private readonly js: JetStreamClient;
+  private follower: ConsumerMessages | null = null;
+  private lastSeq = 0;
+  private stopped = false;
+  private pending: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly stream: string,
+    private readonly log: Logger,
+  ) {
+    this.js = jetstream(nc, { timeout: 5_000 });
+  }
+
+  /** Starts following the stream from the last events it holds; resolves once they are read. */
+  async start(): Promise<void> {
+    const jsm = await jetstreamManager(this.nc, { timeout: 5_000 });
+    const info = await jsm.streams.info(this.stream);
+    const from = Math.max(info.state.first_seq, info.state.last_seq - RECENT_LIMIT + 1, 1);
+    const backlog = info.state.last_seq >= from ? info.state.last_seq - from + 1 : 0;
+    let caughtUp: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (caughtUp = resolve));
+    if (backlog === 0) caughtUp();
+    void this.follow(from, () => caughtUp());
+    await ready;
+  }
+
+  private async follow(from: number, caughtUp: () => void): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const consumer = await this.js.consumers.get(this.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(from, this.lastSeq + 1) });
+        this.follower = await consumer.consume();
+        for await (const m of this.follower) {
+          this.take(m.seq, m.data);
+          if (m.info.pending === 0) caughtUp();
+        }
+      } catch (err) {
+        if (!this.stopped) this.log.warn({ err: String(err) }, "following the event stream failed; following it again");
+      }
+      caughtUp();
+      if (!this.stopped) await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+
+  private take(seq: number, data: Uint8Array): void {
+    if (seq <= this.lastSeq) return;
+    this.lastSeq = seq;
+    const decoded = decodeEvent(data, seq);
+    if (!decoded.ok) {
+      this.log.warn({ seq, reason: decoded.reason }, "skipped an event that does not match the contract");
+      return;
+    }
+    const event = decoded.value;
+    this.recentEvents.push(event);
+    if (this.recentEvents.length > RECENT_LIMIT) this.recentEvents.splice(0, this.recentEvents.length - RECENT_LIMIT);
+    for (const l of this.listeners) l(event);
+  }
+
+  publish(cluster: string, spec: EventSpec): void {
+    const event: Published = {
+      id: spec.id ?? randomUUID(),
+      at: new Date().toISOString(),
+      cluster,
+      kind: spec.kind,
+      severity: EventKinds[spec.kind].severity,
+      ...(spec.node ? { node: spec.node } : {}),
+      message: spec.message,
+      data: spec.data ?? {},
+    };
+    const level = event.severity === "info" ? "info" : event.severity === "warning" ? "warn" : "error";
+    this.log[level]({ event: { kind: event.kind, cluster, node: event.node, id: event.id, data: event.data } }, event.message);
+    for (const l of this.localListeners) l(event);
+    // In order, and retried through a stream leader election: an event is never lost, and the stream keeps it once.
+    this.pending = this.pending.then(() =>
+      pRetry(() => this.js.publish(Subject.event(cluster, event.kind), encoder.encode(JSON.stringify(event)), { msgID: event.id }), {
+        retries: 20,
+        minTimeout: 200,
+        maxTimeout: 2_000,
+        shouldRetry: ({ error }) => !this.stopped && isTransient(error),
+      }).catch((err: unknown) => this.log.error({ err: String(err), kind: event.kind, id: event.id }, "could not store a fleet event")),
+    );
+  }
+
+  /** Waits until every event published so far is in the stream. */
+  flushed(): Promise<unknown> {
+    return this.pending;
+  }
+
+  recent(filter: { cluster?: string; kinds?: readonly EventKind[]; afterSeq?: number; sinceTime?: number; limit?: number } = {}): FleetEvent[] {
+    const matched = this.recentEvents.filter(
+      (e) =>
+        (!filter.cluster || e.cluster === filter.cluster) &&
+        (!filter.kinds || filter.kinds.includes(e.kind)) &&
+        (filter.afterSeq === undefined || e.seq > filter.afterSeq) &&
+        (filter.sinceTime === undefined || Date.parse(e.at) >= filter.sinceTime),
+    );
+    return filter.afterSeq !== undefined || filter.sinceTime !== undefined ? matched.slice(0, filter.limit ?? 100) : matched.slice(-(filter.limit ?? 100));
+  }
+
+  /** The oldest event still at hand: reads that go further back are read from the stream itself. */
+  oldestRecent(): FleetEvent | undefined {
+    return this.recentEvents[0];
+  }
+
+  /** Events from the stream itself, from a sequence number or a time on, oldest first. */
+  async read(from: { seq?: number; time?: number }, filter: { cluster?: string; limit: number }): Promise<FleetEvent[]> {
+    const consumer = await this.js.consumers.get(this.stream, {
+      ...(from.seq !== undefined ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from.seq) } : { opt_start_time: new Date(from.time ?? 0).toISOString() }),
+      ...(filter.cluster ? { filter_subjects: Subject.eventsOf(filter.cluster) } : {}),
+    });
+    const out: FleetEvent[] = [];
+    try {
+      const batch = await consumer.fetch({ max_messages: filter.limit, expires: 2_000 });
+      for await (const m of batch) {
+        const decoded = decodeEvent(m.data, m.seq);
+        if (decoded.ok) out.push(decoded.value);
+        if (m.info.pending === 0 || out.length >= filter.limit) break;
+      }
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+    return out;
+  }
+
+  /** Every event as it reaches the stream, from any coordinator. */
+  onEvent(listener: (event: FleetEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Every event this coordinator publishes, at once (for its metrics). */
+  onPublish(listener: (event: Published) => void): () => void {
+    this.localListeners.add(listener);
+    return () => this.localListeners.delete(listener);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.pending;
+    await this.follower?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,126 @@
+import { canonicalJson } from "../../shared/index.js";
+import type { Clock } from "../controller/clock.js";
+import type { EventSink } from "../events/event-log.js";
+import { evaluateHealth } from "./evaluate-health.js";
+import type { HeartbeatLedger, NodeLive } from "./heartbeat-ledger.js";
+import { EMPTY_TRACK, type HealthOptions, type HealthSnapshot, type HealthTrack } from "./health-types.js";
+
+export interface HealthInputs {
+  /** The agents that speak for a cluster. */
+  relevant(cluster: string, node: NodeLive): boolean;
+  expected(cluster: string): ReadonlyMap<string, string>;
+  forming(cluster: string): boolean;
+  upgrading(cluster: string): boolean;
+}
+
+/** A cluster with news is evaluated at most this often; silence and lost daemons are checked every sweep. */
+const MIN_EVALUATION_GAP_MS = 1_000;
+/** Every owned cluster is evaluated at least this often (sustained conditions, silence). */
+const FULL_SWEEP_MS = 2_000;
+
+/**
+ * Evaluates the health of the clusters this coordinator owns, on its own
+ * schedule, into immutable snapshots that everything else only reads. Events
+ * come from the evaluation's transitions; a change that matters to planning
+ * (status, hold, members, roles) wakes the cluster's controller.
+ */
+export class HealthMonitor {
+  private readonly snapshots = new Map<string, HealthSnapshot>();
+  private readonly tracks = new Map<string, HealthTrack>();
+  private readonly evaluatedAt = new Map<string, number>();
+  private readonly signatures = new Map<string, string>();
+  private readonly silent = new Map<string, boolean>();
+  private lastFull = 0;
+  private timer: unknown = null;
+
+  constructor(
+    private readonly ledger: HeartbeatLedger,
+    private readonly options: HealthOptions,
+    private readonly inputs: HealthInputs,
+    private readonly events: EventSink,
+    private readonly changed: (cluster: string) => void,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Starts evaluating a cluster, carrying on from the track its previous owner left. */
+  own(cluster: string, track: HealthTrack | null): void {
+    this.tracks.set(cluster, track ?? EMPTY_TRACK);
+    this.evaluatedAt.delete(cluster);
+  }
+
+  release(cluster: string): void {
+    this.tracks.delete(cluster);
+    this.snapshots.delete(cluster);
+    this.evaluatedAt.delete(cluster);
+    this.signatures.delete(cluster);
+  }
+
+  snapshot(cluster: string): HealthSnapshot | null {
+    return this.snapshots.get(cluster) ?? null;
+  }
+
+  track(cluster: string): HealthTrack {
+    return this.tracks.get(cluster) ?? EMPTY_TRACK;
+  }
+
+  start(everyMs: number): void {
+    const loop = () => {
+      this.sweep();
+      this.timer = this.clock.setTimeout(loop, everyMs);
+    };
+    loop();
+  }
+
+  stop(): void {
+    if (this.timer) this.clock.clearTimeout(this.timer);
+  }
+
+  /** One round: clusters with news, or an agent that fell silent or came back, or whose turn it is, are evaluated. */
+  sweep(): void {
+    const now = this.clock.now();
+    const dirty = this.ledger.takeDirty();
+    const full = now - this.lastFull >= FULL_SWEEP_MS;
+    if (full) this.lastFull = now;
+    for (const cluster of this.tracks.keys()) {
+      const urgent = this.silenceChanged(cluster, now);
+      const due = full || dirty.has(cluster) || Object.keys(this.track(cluster).pending).length > 0;
+      if (!urgent && !(due && now - (this.evaluatedAt.get(cluster) ?? 0) >= MIN_EVALUATION_GAP_MS)) {
+        if (dirty.has(cluster)) this.ledger.markDirty(cluster);
+        continue;
+      }
+      this.evaluate(cluster, now);
+    }
+  }
+
+  /** Whether an agent crossed the silence threshold either way since the last look: that is news at once. */
+  private silenceChanged(cluster: string, now: number): boolean {
+    let changed = false;
+    for (const n of this.ledger.ofCluster(cluster)) {
+      const silent = now - n.lastSeenAt > n.intervalMs * this.options.lostAfterIntervals;
+      const key = `${cluster}/${n.node}`;
+      if ((this.silent.get(key) ?? false) !== silent) changed = true;
+      this.silent.set(key, silent);
+    }
+    return changed;
+  }
+
+  evaluate(cluster: string, now = this.clock.now()): HealthSnapshot {
+    const nodes = this.ledger.ofCluster(cluster).filter((n) => this.inputs.relevant(cluster, n));
+    const result = evaluateHealth(
+      { cluster, nodes, expected: this.inputs.expected(cluster), forming: this.inputs.forming(cluster), upgrading: this.inputs.upgrading(cluster), now },
+      this.options,
+      this.track(cluster),
+    );
+    this.tracks.set(cluster, result.track);
+    this.snapshots.set(cluster, result.snapshot);
+    this.evaluatedAt.set(cluster, now);
+    for (const e of result.events) this.events.publish(cluster, e);
+    const h = result.snapshot;
+    const signature = canonicalJson([h.status, h.hold.held, h.quorum, h.members?.map((m) => [m.name, m.safetyStatus, m.roles, m.description, m.failureDomain, m.groups]), h.reasons.map((r) => [r.code, r.member, r.expected])]);
+    if (this.signatures.get(cluster) !== signature) {
+      this.signatures.set(cluster, signature);
+      this.changed(cluster);
+    }
+    return h;
+  }
+}

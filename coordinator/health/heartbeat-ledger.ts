@@ -1,0 +1,185 @@
+import { isOnline, type ClusterView, type Heartbeat, type IncusFacts, type NodeFacts } from "../../shared/index.js";
+
+/** How many probe results of one link are kept: enough to tell a blip from a slow link. */
+export const LINK_SAMPLES = 5;
+
+export interface LinkSample {
+  rttMs: number | null;
+  error?: string;
+  at: number;
+}
+
+export interface LinkRecord {
+  to: string;
+  address: string;
+  /** Oldest first, at most LINK_SAMPLES. */
+  samples: LinkSample[];
+}
+
+/**
+ * What one agent last said, kept small: the heartbeat itself is let go at
+ * once, so that thousands of them a second die young instead of filling the
+ * old generation of the heap.
+ */
+export interface NodeLive {
+  cluster: string;
+  node: string;
+  /** Any authenticated message proves the agent alive. */
+  lastSeenAt: number;
+  lastHeartbeatAt: number | null;
+  intervalMs: number;
+  incus: Omit<IncusFacts, "members"> | null;
+  /** The full facts of its last hello or pull (address, certificate, capabilities). */
+  facts: NodeFacts | null;
+  clockOffsetMs: number | null;
+  instances: { total: number; running: number } | null;
+  /** The last full view the agent sent; heartbeats only carry it when it changed. */
+  view: ClusterView | null;
+  /** Who is online with which roles in that view, as one string: agents that agree have equal signatures. */
+  viewSignature: string;
+  /** The last view it could read, and when: what the cluster looked like before its database stopped answering. */
+  lastGood: { view: ClusterView; at: number } | null;
+  links: Map<string, LinkRecord>;
+}
+
+const MAX_VIEWS_PER_CLUSTER = 16;
+
+export function viewSignatureOf(view: ClusterView): string {
+  return view.ok ? view.members.map((m) => `${m.name}:${isOnline(m.status)}:${m.roles.join("+")}`).sort().join("|") : "";
+}
+
+/**
+ * The latest word of every agent of the clusters this coordinator owns.
+ * Recording is all it does: health is worked out from it on a schedule
+ * (see `evaluateHealth`), never on the way in.
+ */
+export class HeartbeatLedger {
+  private readonly nodes = new Map<string, Map<string, NodeLive>>();
+  /** One object per distinct view per cluster: fifty members reporting the same view share it. */
+  private readonly views = new Map<string, Map<string, ClusterView>>();
+  /** Clusters where something changed since they were last evaluated. */
+  private readonly dirty = new Set<string>();
+
+  constructor(private readonly defaultIntervalMs: number) {}
+
+  private live(cluster: string, node: string, now: number): NodeLive {
+    let byNode = this.nodes.get(cluster);
+    if (!byNode) {
+      byNode = new Map();
+      this.nodes.set(cluster, byNode);
+    }
+    let n = byNode.get(node);
+    if (!n) {
+      n = { cluster, node, lastSeenAt: now, lastHeartbeatAt: null, intervalMs: this.defaultIntervalMs, incus: null, facts: null, clockOffsetMs: null, instances: null, view: null, viewSignature: "", lastGood: null, links: new Map() };
+      byNode.set(node, n);
+      this.dirty.add(cluster);
+    }
+    return n;
+  }
+
+  touch(cluster: string, node: string, now: number): void {
+    const n = this.live(cluster, node, now);
+    // A queued heartbeat can be older than a pull already seen.
+    n.lastSeenAt = Math.max(n.lastSeenAt, now);
+  }
+
+  record(hb: Heartbeat, now: number): void {
+    const n = this.live(hb.cluster, hb.node, now);
+    const before = n.incus;
+    const signatureBefore = n.viewSignature;
+    this.touch(hb.cluster, hb.node, now);
+    n.lastHeartbeatAt = now;
+    n.intervalMs = hb.intervalMs > 0 ? hb.intervalMs : this.defaultIntervalMs;
+    const { members: _members, ...incus } = hb.incus;
+    n.incus = incus;
+    n.clockOffsetMs = hb.clock.offsetMs;
+    n.instances = hb.instances;
+    if (hb.view) {
+      n.view = this.intern(hb.cluster, hb.view);
+      n.viewSignature = viewSignatureOf(n.view);
+    }
+    if (n.view?.ok) n.lastGood = { view: n.view, at: now };
+    // An unreachable daemon says nothing about membership; only one that answers "not clustered" does.
+    if (incus.reachable && !incus.clustered) {
+      n.view = null;
+      n.viewSignature = "";
+      n.lastGood = null;
+    }
+    for (const p of hb.latency.peers) {
+      let link = n.links.get(p.node);
+      if (!link) {
+        link = { to: p.node, address: p.address, samples: [] };
+        n.links.set(p.node, link);
+      }
+      link.address = p.address;
+      link.samples.push({ rttMs: p.rttMs, ...(p.error ? { error: p.error } : {}), at: now });
+      if (link.samples.length > LINK_SAMPLES) link.samples.shift();
+    }
+    if (!before || before.reachable !== incus.reachable || before.clustered !== incus.clustered || before.version !== incus.version || signatureBefore !== n.viewSignature || hb.latency.peers.length > 0) {
+      this.dirty.add(hb.cluster);
+    }
+  }
+
+  /** Facts from a hello or a pull; the older of two readings never wins. */
+  recordFacts(cluster: string, node: string, facts: NodeFacts, now: number): void {
+    const n = this.live(cluster, node, now);
+    if (n.facts && n.facts.incus.observedAt > facts.incus.observedAt) return;
+    n.facts = facts;
+    if (!n.incus || n.incus.observedAt <= facts.incus.observedAt) {
+      const { members: _members, ...incus } = facts.incus;
+      n.incus = incus;
+    }
+    this.dirty.add(cluster);
+  }
+
+  /** A host the store knows, seen as alive as of now: a coordinator taking a cluster over starts the count of silence here. */
+  seed(cluster: string, node: string, facts: NodeFacts | null, now: number): void {
+    const n = this.live(cluster, node, now);
+    n.lastSeenAt = Math.max(n.lastSeenAt, now);
+    if (facts && !n.facts) this.recordFacts(cluster, node, facts, now);
+  }
+
+  private intern(cluster: string, view: ClusterView): ClusterView {
+    let known = this.views.get(cluster);
+    if (!known) {
+      known = new Map();
+      this.views.set(cluster, known);
+    }
+    const key = JSON.stringify(view);
+    const shared = known.get(key);
+    if (shared) return shared;
+    if (known.size >= MAX_VIEWS_PER_CLUSTER) known.delete(known.keys().next().value!);
+    known.set(key, view);
+    return view;
+  }
+
+  nodeLive(cluster: string, node: string): NodeLive | undefined {
+    return this.nodes.get(cluster)?.get(node);
+  }
+
+  ofCluster(cluster: string): NodeLive[] {
+    return [...(this.nodes.get(cluster)?.values() ?? [])];
+  }
+
+  markDirty(cluster: string): void {
+    this.dirty.add(cluster);
+  }
+
+  /** Takes the set of clusters that changed since the last call. */
+  takeDirty(): Set<string> {
+    const out = new Set(this.dirty);
+    this.dirty.clear();
+    return out;
+  }
+
+  forget(cluster: string, node?: string): void {
+    if (node === undefined) {
+      this.nodes.delete(cluster);
+      this.views.delete(cluster);
+      return;
+    }
+    this.nodes.get(cluster)?.delete(node);
+    for (const n of this.nodes.get(cluster)?.values() ?? []) n.links.delete(node);
+    this.dirty.add(cluster);
+  }
+}

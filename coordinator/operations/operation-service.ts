@@ -1,0 +1,155 @@
+import { clusterOf, ErrorCode, FleetError, type EvacuationMode, type FleetSpec, type HostAction } from "../../shared/index.js";
+import type { Clock } from "../controller/clock.js";
+import type { EventSink } from "../events/event-log.js";
+import { guardAction, type GuardedAction } from "../planner/guard.js";
+import type { OperationStore } from "../store/operation-store.js";
+import type { StatusStore } from "../store/status-store.js";
+import { newOperation } from "./new-operation.js";
+import { FINISHED, type Operation } from "./operation.js";
+
+export interface RolloutRequest {
+  members?: string[];
+  action?: HostAction;
+  mode?: EvacuationMode;
+  settleMs?: number;
+  targetVersion?: string;
+}
+
+/** The settling time a rollout waits, by default, with the cluster healthy before it takes the next member. */
+export const DEFAULT_SETTLE_MS = 10_000;
+
+/**
+ * What operators ask through the API and the CLI: evacuations, restores and
+ * rollouts start as operations (answered at once; their progress is in the
+ * operation, the events and the page), after the same rules the coordinator
+ * holds itself to. Any coordinator takes the request; the owner of the
+ * cluster carries it out.
+ */
+export class OperationService {
+  constructor(
+    private readonly ops: OperationStore,
+    private readonly statuses: StatusStore,
+    private readonly spec: () => FleetSpec,
+    private readonly events: EventSink,
+    private readonly clock: Clock,
+  ) {}
+
+  private membersOf(cluster: string) {
+    if (!clusterOf(this.spec(), cluster)) throw new FleetError(ErrorCode.UnknownCluster, `cluster '${cluster}' is not in the spec`);
+    const record = this.statuses.get(cluster);
+    if (!record?.health.members) throw new FleetError(ErrorCode.Unavailable, `the state of ${cluster} is not known yet: no agent has reported a view of it`);
+    return record;
+  }
+
+  private check(cluster: string, action: GuardedAction, instances: number | null): void {
+    const record = this.membersOf(cluster);
+    const verdict = guardAction(action, record.health, instances);
+    if (!verdict.allowed) {
+      const message = `${action.kind} of ${action.member} refused: ${verdict.reasons.join("; ")}`;
+      this.events.publish(cluster, { kind: "action.refused", node: action.member, message, data: { action: action.kind, reasons: verdict.reasons, quorum: verdict.quorum } });
+      throw new FleetError(verdict.code, message);
+    }
+    if (verdict.forced) {
+      this.events.publish(cluster, { kind: "action.forced", node: action.member, message: `forced ${action.kind} of ${action.member} despite: ${verdict.reasons.join("; ")}`, data: { action: action.kind, reasons: verdict.reasons } });
+    }
+  }
+
+  private async begin(op: Operation): Promise<Operation> {
+    const begun = await this.ops.begin(op, this.clock.now());
+    if (!begun) {
+      const active = this.ops.active(op.cluster)?.op;
+      throw new FleetError(ErrorCode.Busy, `another change is in progress on ${op.cluster}: ${active ? `${active.kind}${active.member ? ` of ${active.member}` : ""} (operation ${active.id}, ${active.phase})` : "one is starting"}`);
+    }
+    this.events.publish(op.cluster, {
+      kind: "operation.started",
+      id: `${op.id}:started`,
+      node: op.member ?? undefined,
+      message: `${op.kind}${op.member ? ` of ${op.member}` : ""} requested`,
+      data: { operation: op.id, kind: op.kind, member: op.member, requestedBy: "operator" },
+    });
+    return begun.op;
+  }
+
+  private member(cluster: string, member: string) {
+    const record = this.membersOf(cluster);
+    const m = record.health.members!.find((x) => x.name === member);
+    if (!m) throw new FleetError(ErrorCode.UnknownMember, `'${member}' is not a member of cluster '${cluster}'`);
+    return { record, m };
+  }
+
+  async evacuate(cluster: string, member: string, options: { mode?: EvacuationMode; force?: boolean }): Promise<Operation> {
+    const { record, m } = this.member(cluster, member);
+    if (m.effectiveStatus === "Evacuated") throw new FleetError(ErrorCode.MaintenanceRefused, `${member} is already evacuated; restore it first`);
+    const instances = record.observed?.instances[member]?.total ?? null;
+    this.check(cluster, { kind: "evacuate", member, force: options.force === true }, instances);
+    return this.begin(newOperation("evacuate", { cluster, member, force: options.force, requestedBy: "operator", params: { mode: options.mode ?? "auto" }, data: {}, now: this.clock.now() }));
+  }
+
+  async restore(cluster: string, member: string, options: { force?: boolean }): Promise<Operation> {
+    const { m } = this.member(cluster, member);
+    if (m.effectiveStatus === "Online" && !options.force) throw new FleetError(ErrorCode.MaintenanceRefused, `${member} is not evacuated; there is nothing to restore`);
+    this.check(cluster, { kind: "restore", member, force: options.force === true }, null);
+    return this.begin(newOperation("restore", { cluster, member, force: options.force, requestedBy: "operator", params: {}, data: {}, now: this.clock.now() }));
+  }
+
+  async rollout(cluster: string, request: RolloutRequest): Promise<Operation> {
+    const record = this.membersOf(cluster);
+    const known = record.health.members!;
+    const members = request.members ?? orderForRollout(known);
+    const unknown = members.filter((m) => !known.some((k) => k.name === m));
+    if (unknown.length > 0) throw new FleetError(ErrorCode.UnknownMember, `not members of ${cluster}: ${unknown.join(", ")}`, { problems: unknown.map((m) => ({ path: "members", message: `'${m}' is not a member of ${cluster}` })) });
+    if (new Set(members).size !== members.length) throw new FleetError(ErrorCode.BadRequest, "members: a member is listed twice", { problems: [{ path: "members", message: "a member is listed twice" }] });
+    if (members.length === 0) throw new FleetError(ErrorCode.BadRequest, "members: no member to roll", { problems: [{ path: "members", message: "no member to roll" }] });
+    const action = request.action ?? "restart-incus";
+    if (action === "upgrade-incus" && !request.targetVersion) {
+      throw new FleetError(ErrorCode.BadRequest, "targetVersion: an upgrade rollout needs the Incus version to reach", { problems: [{ path: "targetVersion", message: "required with action upgrade-incus" }] });
+    }
+    const now = this.clock.now();
+    return this.begin(
+      newOperation("rollout", {
+        cluster,
+        member: members[0]!,
+        requestedBy: "operator",
+        params: { members, action, mode: request.mode ?? "auto", settleMs: request.settleMs ?? DEFAULT_SETTLE_MS, ...(request.targetVersion ? { targetVersion: request.targetVersion } : {}) },
+        data: { index: 0, memberPhase: "gate", phaseSince: now, instances: {}, deferred: [], completed: [] },
+        progress: { done: 0, total: members.length },
+        now,
+      }),
+    );
+  }
+
+  list(cluster?: string): Operation[] {
+    return this.ops.list(cluster);
+  }
+
+  get(id: string): Operation {
+    const found = this.ops.find(id);
+    if (!found) throw new FleetError(ErrorCode.NotFound, `no operation ${id}`);
+    return found.op;
+  }
+
+  /** Asks the operation to stop at its next safe point (cancel) or before its next member (pause), or to go on (resume). */
+  async request(id: string, what: "cancel" | "pause" | "resume"): Promise<Operation> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const found = this.ops.find(id);
+      if (!found) throw new FleetError(ErrorCode.NotFound, `no operation ${id}`);
+      const { op, revision } = found;
+      if (FINISHED.has(op.state)) throw new FleetError(ErrorCode.Busy, `operation ${id} has already ${op.state}`);
+      if (what !== "cancel" && op.kind !== "rollout") throw new FleetError(ErrorCode.BadRequest, `only rollouts can be paused and resumed; ${op.kind} runs to its end or is cancelled`);
+      const next = { ...op, cancelRequested: op.cancelRequested || what === "cancel", pauseRequested: what === "pause" ? true : what === "resume" ? false : op.pauseRequested, updatedAt: new Date(this.clock.now()).toISOString() } as Operation;
+      try {
+        await this.ops.update(next, revision);
+        return next;
+      } catch (err) {
+        if ((err as FleetError).code !== ErrorCode.Busy) throw err;
+      }
+    }
+    throw new FleetError(ErrorCode.Busy, `operation ${id} keeps changing; try again`);
+  }
+}
+
+/** Spares and stand-bys first, voters after, the database leader last: the fewest role changes. */
+export function orderForRollout(members: { name: string; roles: string[] }[]): string[] {
+  const rank = (m: { roles: string[] }) => (m.roles.includes("database-leader") ? 3 : m.roles.includes("database") ? 2 : m.roles.includes("database-standby") ? 1 : 0);
+  return [...members].sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name)).map((m) => m.name);
+}

@@ -1,0 +1,89 @@
+import { bootstrapMemberOf } from "../../shared/index.js";
+import { inBackoff, planConvergence, type StepFailure } from "./convergence.js";
+import { planFormation } from "./formation.js";
+import { planRemovals } from "./membership.js";
+import type { ClusterPhase, ClusterPlan, ClusterSituation, Convergence, PlanChange, PlannerLimits, Step } from "./types.js";
+
+/**
+ * The planner: the spec and the cluster as it is now go in; what each host
+ * is told, every change with its value now and the value wanted, and the
+ * one step to take next come out. Pure, so every rule is a table entry in
+ * its tests. The order of steps is the order an operator would choose:
+ * bootstrap; settings that shape membership and the pools and networks
+ * joiners must bring their config for; joins one at a time; removals one at
+ * a time; then the rest.
+ */
+export function planCluster(s: ClusterSituation, limits: PlannerLimits, failures: ReadonlyMap<string, StepFailure> = new Map()): ClusterPlan {
+  const formation = planFormation(s, limits);
+  const removals = planRemovals(s);
+  const via = formation.sponsor?.name ?? null;
+  const convergence = planConvergence(s, failures, via);
+  const changes: PlanChange[] = [];
+  const formed = !!s.claim?.completedAt;
+
+  const fn = formation.next;
+  const bootstrapper = formed ? undefined : (s.claim?.node ?? bootstrapMemberOf(s.spec).name);
+  for (const m of formation.pending) {
+    const d = formation.decisions[m.name];
+    const isNext = fn?.node === m.name;
+    const blocked = d?.kind === "held";
+    changes.push({
+      object: `member ${m.name}`,
+      action: m.name === bootstrapper ? "bootstrap" : "join",
+      now: s.hosts[m.name]?.facts?.incus.clustered ? "joining" : "not a member",
+      wanted: "member",
+      status: blocked ? "blocked" : isNext ? "next" : "pending",
+      reason: d && "reason" in d ? d.reason : "waiting",
+    });
+  }
+  changes.push(...removals.changes, ...convergence.changes);
+
+  let next: Step | null = null;
+  const pick = (step: Step | null) => {
+    next ??= step;
+  };
+  if (s.active) pick({ kind: "drive-operation" });
+  if (fn?.kind === "claim-bootstrap" || fn?.kind === "adopt-cluster" || fn?.kind === "complete-bootstrap") pick({ kind: fn.kind, node: fn.node });
+  if (formed && via) {
+    if (s.observationDue && !inBackoff(failures.get("observe"), s.now)) pick({ kind: "observe", via });
+    if (convergence.settingsFirst || convergence.resourcesFirst) pick(convergence.next);
+    if (fn?.kind === "probe-reverse") pick({ kind: "probe-reverse", node: fn.node, via: fn.via, address: s.hosts[fn.node]?.facts?.address ?? "" });
+    if (fn?.kind === "join") pick({ kind: "begin-join", node: fn.node, sponsor: fn.sponsor });
+    if (removals.next && formation.pending.length === 0) pick({ kind: "begin-remove", node: removals.next.node, force: removals.next.force, verdict: removals.next.verdict });
+    pick(convergence.next);
+  }
+  // A step that has been refused for now waits; what would run next is marked as such in the plan.
+  const nextStep = next as Step | null;
+  if (nextStep && nextStep.kind !== "drive-operation") {
+    const objectOf = (st: Step): string | null =>
+      st.kind === "apply-settings" ? "setting " : st.kind === "converge-pool" || st.kind === "delete-pool" ? `pool ${st.name}` : st.kind === "converge-network" || st.kind === "delete-network" ? `network ${st.name}` : st.kind === "set-member" ? `member ${st.node} ` : st.kind === "begin-remove" ? `member ${st.node}` : null;
+    const object = objectOf(nextStep);
+    if (object) for (const c of changes) if (c.status === "pending" && c.object.startsWith(object)) c.status = "next";
+  }
+
+  const state = convergenceOf(changes, failures, s, formed);
+  const phase: ClusterPhase = !s.claim ? "pending" : !formed ? "bootstrapping" : formation.pending.length > 0 ? "forming" : state.state === "converged" ? "ready" : "converging";
+  return {
+    cluster: s.spec.name,
+    phase,
+    decisions: formation.decisions,
+    changes,
+    next,
+    convergence: state,
+    sponsor: via,
+    recheckMs: Math.min(formation.recheckMs, limits.observeEveryMs),
+  };
+}
+
+function convergenceOf(changes: PlanChange[], failures: ReadonlyMap<string, StepFailure>, s: ClusterSituation, formed: boolean): { state: Convergence; reason: string } {
+  const blocked = changes.find((c) => c.status === "blocked");
+  if (blocked) return { state: "failed", reason: `${blocked.object}: ${blocked.reason}` };
+  for (const [object, f] of failures) if (s.now - f.at < 120_000) return { state: "failed", reason: `${object}: ${f.error}` };
+  const moving = changes.find((c) => c.status === "next" || c.status === "pending");
+  if (moving) return { state: "converging", reason: `${moving.object}: ${moving.reason}` };
+  if (formed && !s.observed) return { state: "converging", reason: "the cluster's settings, pools and networks have not been read yet" };
+  if (!formed) return { state: "converging", reason: "the cluster is being formed" };
+  const off = changes.find((c) => c.status === "refused" || c.status === "report-only");
+  if (off) return { state: "drifted", reason: `${off.object}: ${off.reason}` };
+  return { state: "converged", reason: "the cluster matches the spec" };
+}

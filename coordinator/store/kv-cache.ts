@@ -1,0 +1,135 @@
+import type { KV, KvWatchEntry } from "@nats-io/kv";
+import type { Logger } from "../../shared/index.js";
+
+export interface CachedEntry<T> {
+  value: T;
+  revision: number;
+  /** When the server stored this revision. */
+  created: number;
+}
+
+export type ChangeListener<T> = (key: string, entry: CachedEntry<T> | null) => void;
+
+/**
+ * A bucket followed by one watch: the last value of every key first, then
+ * every change, with no gap between the two (the watch is a single ordered
+ * consumer). Readers read the map; writers write the bucket and see their
+ * write come back here. The server may deliver an early entry more than
+ * once, so entries are kept by revision.
+ */
+export class KvCache<T> {
+  private readonly entries = new Map<string, CachedEntry<T>>();
+  private readonly listeners = new Set<ChangeListener<T>>();
+  private stopWatch: (() => void) | null = null;
+  private stopped = false;
+
+  private constructor(
+    readonly kv: KV,
+    private readonly name: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Opens the cache and resolves once it holds every key the bucket had. */
+  static async open<T>(kv: KV, name: string, log: Logger): Promise<KvCache<T>> {
+    const cache = new KvCache<T>(kv, name, log);
+    await cache.follow();
+    return cache;
+  }
+
+  private async follow(): Promise<void> {
+    const { values } = await this.kv.status();
+    const watch = await this.kv.watch();
+    this.stopWatch = () => watch.stop();
+    let caughtUp: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (caughtUp = resolve));
+    // An empty bucket sends nothing until its first write: there is nothing to wait for.
+    if (values === 0) caughtUp();
+    void (async () => {
+      try {
+        for await (const e of watch) {
+          this.apply(e);
+          if (e.delta === 0) caughtUp();
+        }
+      } catch (err) {
+        this.log.warn({ bucket: this.name, err: String(err) }, "store watch ended");
+      }
+      caughtUp();
+      if (!this.stopped) {
+        this.log.warn({ bucket: this.name }, "store watch stopped; following the bucket again");
+        setTimeout(() => void this.follow().catch((err: unknown) => this.log.error({ bucket: this.name, err: String(err) }, "could not follow the bucket again")), 500);
+      }
+    })();
+    await ready;
+  }
+
+  private apply(e: KvWatchEntry): void {
+    const known = this.entries.get(e.key);
+    if (known && known.revision >= e.revision) return;
+    if (e.operation !== "PUT") {
+      if (!known) return;
+      this.entries.delete(e.key);
+      for (const l of this.listeners) l(e.key, null);
+      return;
+    }
+    let value: T;
+    try {
+      value = e.json<T>();
+    } catch {
+      this.log.warn({ bucket: this.name, key: e.key }, "ignored a store entry that is not JSON");
+      return;
+    }
+    const entry = { value, revision: e.revision, created: e.created.getTime() };
+    this.entries.set(e.key, entry);
+    for (const l of this.listeners) l(e.key, entry);
+  }
+
+  /**
+   * Takes a value this process just wrote, so that its own next read sees
+   * it even before the watch brings it back.
+   */
+  remember(key: string, value: T, revision: number): void {
+    const known = this.entries.get(key);
+    if (known && known.revision >= revision) return;
+    const entry = { value, revision, created: Date.now() };
+    this.entries.set(key, entry);
+    for (const l of this.listeners) l(key, entry);
+  }
+
+  forgetKey(key: string, revision: number): void {
+    const known = this.entries.get(key);
+    if (!known || known.revision >= revision) return;
+    this.entries.delete(key);
+    for (const l of this.listeners) l(key, null);
+  }
+
+  get(key: string): T | undefined {
+    return this.entries.get(key)?.value;
+  }
+
+  entry(key: string): CachedEntry<T> | undefined {
+    return this.entries.get(key);
+  }
+
+  /** Every entry whose key starts with the prefix. */
+  *withPrefix(prefix: string): IterableIterator<[string, CachedEntry<T>]> {
+    for (const [k, e] of this.entries) if (k.startsWith(prefix)) yield [k, e];
+  }
+
+  all(): IterableIterator<[string, CachedEntry<T>]> {
+    return this.entries.entries();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  onChange(listener: ChangeListener<T>): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.stopWatch?.();
+  }
+}

@@ -1,0 +1,123 @@
+import { ErrorCode, FleetError } from "../../shared/index.js";
+import { FINISHED, type Operation } from "../operations/operation.js";
+import type { KvCache } from "./kv-cache.js";
+import { isCasConflict } from "./jetstream-errors.js";
+
+const opKey = (cluster: string, id: string) => `op.${cluster}.${id}`;
+const lockKey = (cluster: string) => `lock.${cluster}`;
+const encoder = new TextEncoder();
+const json = (value: unknown) => encoder.encode(JSON.stringify(value));
+
+interface Lock {
+  id: string;
+  at: number;
+}
+
+type Entry = Operation | Lock;
+
+/** Finished operations are kept this long for the API and then forgotten. */
+const KEEP_FINISHED_MS = 7 * 24 * 3_600_000;
+
+/**
+ * Operations and the per-cluster lock that lets one run at a time. Every
+ * write is a compare-and-set on the operation's revision, so two writers
+ * (an old owner that has not noticed it lost its lease, an operator
+ * cancelling) can never both move an operation on.
+ */
+export class OperationStore {
+  constructor(private readonly cache: KvCache<Entry>) {}
+
+  get(cluster: string, id: string): { op: Operation; revision: number } | null {
+    const e = this.cache.entry(opKey(cluster, id));
+    return e ? { op: e.value as Operation, revision: e.revision } : null;
+  }
+
+  find(id: string): { op: Operation; revision: number } | null {
+    for (const [key, e] of this.cache.withPrefix("op.")) if (key.endsWith(`.${id}`)) return { op: e.value as Operation, revision: e.revision };
+    return null;
+  }
+
+  /** The operation holding the cluster's lock, if any. */
+  active(cluster: string): { op: Operation; revision: number } | null {
+    const lock = this.cache.get(lockKey(cluster)) as Lock | undefined;
+    return lock ? this.get(cluster, lock.id) : null;
+  }
+
+  /** A lock whose operation cannot be found: the writer died between taking it and writing the operation. */
+  orphanLock(cluster: string): { revision: number; at: number } | null {
+    const e = this.cache.entry(lockKey(cluster));
+    if (!e) return null;
+    const lock = e.value as Lock;
+    return this.get(cluster, lock.id) ? null : { revision: e.revision, at: lock.at };
+  }
+
+  list(cluster?: string): Operation[] {
+    const out: Operation[] = [];
+    for (const [, e] of this.cache.withPrefix(cluster ? `op.${cluster}.` : "op.")) out.push(e.value as Operation);
+    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /**
+   * Takes the cluster's lock and stores the new operation. Null when another
+   * operation holds the lock: the caller is told which.
+   */
+  async begin(op: Operation, now: number): Promise<{ op: Operation; revision: number } | null> {
+    try {
+      const lockRevision = await this.cache.kv.create(lockKey(op.cluster), json({ id: op.id, at: now } satisfies Lock));
+      this.cache.remember(lockKey(op.cluster), { id: op.id, at: now }, lockRevision);
+    } catch (err) {
+      if (isCasConflict(err)) return null;
+      throw err;
+    }
+    const revision = await this.cache.kv.put(opKey(op.cluster, op.id), json(op));
+    this.cache.remember(opKey(op.cluster, op.id), op, revision);
+    return { op, revision };
+  }
+
+  /** Writes the next state of an operation, if nobody wrote it since `revision`. */
+  async update(op: Operation, revision: number): Promise<number> {
+    try {
+      const next = await this.cache.kv.update(opKey(op.cluster, op.id), json(op), revision);
+      this.cache.remember(opKey(op.cluster, op.id), op, next);
+      if (FINISHED.has(op.state)) await this.release(op.cluster, op.id);
+      return next;
+    } catch (err) {
+      if (isCasConflict(err)) throw new FleetError(ErrorCode.Busy, `operation ${op.id} was changed by someone else; reading it again`);
+      throw err;
+    }
+  }
+
+  /** Releases the cluster's lock, only if this operation holds it. */
+  async release(cluster: string, id: string): Promise<void> {
+    const entry = await this.cache.kv.get(lockKey(cluster));
+    if (!entry || entry.operation !== "PUT" || entry.json<Lock>().id !== id) return;
+    try {
+      await this.cache.kv.delete(lockKey(cluster), { previousSeq: entry.revision });
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+    }
+  }
+
+  async releaseOrphan(cluster: string, revision: number): Promise<void> {
+    try {
+      await this.cache.kv.delete(lockKey(cluster), { previousSeq: revision });
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+    }
+  }
+
+  /** Forgets finished operations older than a week. */
+  async prune(now: number): Promise<void> {
+    for (const [key, e] of [...this.cache.withPrefix("op.")]) {
+      const op = e.value as Operation;
+      if (op.finishedAt && now - Date.parse(op.finishedAt) > KEEP_FINISHED_MS) await this.cache.kv.purge(key).catch(() => undefined);
+    }
+  }
+
+  onChange(listener: (cluster: string) => void): () => void {
+    return this.cache.onChange((key) => {
+      const parts = key.split(".");
+      if (parts[1]) listener(parts[1]);
+    });
+  }
+}

@@ -1,0 +1,44 @@
+import { ErrorCode, FleetError } from "../../shared/index.js";
+import type { KvCache } from "./kv-cache.js";
+import { isCasConflict } from "./jetstream-errors.js";
+import type { StoredSpec } from "./records.js";
+
+const KEY = "current";
+const encoder = new TextEncoder();
+
+/** The one source of truth for what the fleet should look like. */
+export class SpecStore {
+  constructor(private readonly cache: KvCache<StoredSpec>) {}
+
+  current(): { stored: StoredSpec; revision: number } | null {
+    const e = this.cache.entry(KEY);
+    return e ? { stored: e.value, revision: e.revision } : null;
+  }
+
+  /**
+   * Stores a spec. With `expectedRevision` the write only lands if nobody
+   * changed the spec since that revision (0: there is no spec yet).
+   */
+  async put(stored: StoredSpec, expectedRevision?: number): Promise<number> {
+    const data = encoder.encode(JSON.stringify(stored));
+    let revision: number;
+    try {
+      if (expectedRevision === undefined) revision = await this.cache.kv.put(KEY, data);
+      else if (expectedRevision === 0) revision = await this.cache.kv.create(KEY, data);
+      else revision = await this.cache.kv.update(KEY, data, expectedRevision);
+    } catch (err) {
+      if (isCasConflict(err)) {
+        throw new FleetError(ErrorCode.SpecConflict, `the spec changed since revision ${expectedRevision}; fetch it again and re-apply`);
+      }
+      throw err;
+    }
+    this.cache.remember(KEY, stored, revision);
+    return revision;
+  }
+
+  onChange(listener: (stored: StoredSpec, revision: number) => void): () => void {
+    return this.cache.onChange((key, e) => {
+      if (key === KEY && e) listener(e.value, e.revision);
+    });
+  }
+}

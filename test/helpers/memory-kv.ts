@@ -1,0 +1,125 @@
+import type { KV, KvEntry, KvWatchEntry } from "@nats-io/kv";
+
+interface Stored {
+  value: Uint8Array;
+  revision: number;
+  operation: "PUT" | "DEL" | "PURGE";
+  created: Date;
+}
+
+class CasError extends Error {
+  readonly code = 10071;
+  constructor(last: number) {
+    super(`wrong last sequence: ${last}`);
+  }
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * An in-memory stand-in for a JetStream key-value bucket, with the same
+ * compare-and-set rules (create on absent, update and delete on a revision)
+ * and a watch that gives the last values and then every change. For table
+ * tests of the controllers in no real time; the real bucket is tested
+ * against a real nats-server.
+ */
+export class MemoryKv {
+  private readonly data = new Map<string, Stored>();
+  private revision = 0;
+  private readonly watchers = new Set<(e: KvWatchEntry) => void>();
+
+  private entry(key: string, s: Stored, extra: { delta?: number; isUpdate?: boolean } = {}): KvWatchEntry {
+    return {
+      bucket: "memory",
+      key,
+      value: s.value,
+      created: s.created,
+      revision: s.revision,
+      operation: s.operation,
+      length: s.value.length,
+      rawKey: key,
+      delta: extra.delta ?? 0,
+      isUpdate: extra.isUpdate ?? true,
+      json: <T>() => JSON.parse(decoder.decode(s.value)) as T,
+      string: () => decoder.decode(s.value),
+    } as KvWatchEntry;
+  }
+
+  private write(key: string, value: Uint8Array, operation: Stored["operation"]): number {
+    this.revision += 1;
+    const s = { value, revision: this.revision, operation, created: new Date() };
+    this.data.set(key, s);
+    for (const w of this.watchers) w(this.entry(key, s));
+    return this.revision;
+  }
+
+  private last(key: string): number {
+    const s = this.data.get(key);
+    return s && s.operation === "PUT" ? s.revision : 0;
+  }
+
+  async create(key: string, value: Uint8Array): Promise<number> {
+    if (this.last(key) !== 0) throw new CasError(this.last(key));
+    return this.write(key, value, "PUT");
+  }
+
+  async put(key: string, value: Uint8Array): Promise<number> {
+    return this.write(key, value, "PUT");
+  }
+
+  async update(key: string, value: Uint8Array, revision: number): Promise<number> {
+    if ((this.data.get(key)?.revision ?? 0) !== revision) throw new CasError(this.data.get(key)?.revision ?? 0);
+    return this.write(key, value, "PUT");
+  }
+
+  async delete(key: string, options?: { previousSeq?: number }): Promise<void> {
+    if (options?.previousSeq !== undefined && (this.data.get(key)?.revision ?? 0) !== options.previousSeq) throw new CasError(this.data.get(key)?.revision ?? 0);
+    this.write(key, new Uint8Array(), "DEL");
+  }
+
+  async purge(key: string): Promise<void> {
+    this.write(key, new Uint8Array(), "PURGE");
+  }
+
+  async get(key: string): Promise<KvEntry | null> {
+    const s = this.data.get(key);
+    return s ? this.entry(key, s) : null;
+  }
+
+  async status(): Promise<{ values: number }> {
+    return { values: this.data.size };
+  }
+
+  async watch(): Promise<AsyncIterable<KvWatchEntry> & { stop(): void }> {
+    const queue: KvWatchEntry[] = [];
+    let wake: (() => void) | null = null;
+    let stopped = false;
+    const initial = [...this.data].map(([k, s]) => [k, s] as const);
+    initial.forEach(([k, s], i) => queue.push(this.entry(k, s, { delta: initial.length - 1 - i, isUpdate: false })));
+    const push = (e: KvWatchEntry) => {
+      queue.push(e);
+      wake?.();
+    };
+    this.watchers.add(push);
+    const watchers = this.watchers;
+    return {
+      stop() {
+        stopped = true;
+        watchers.delete(push);
+        wake?.();
+      },
+      async *[Symbol.asyncIterator]() {
+        while (!stopped) {
+          while (queue.length > 0) yield queue.shift()!;
+          await new Promise<void>((r) => (wake = r));
+          wake = null;
+        }
+      },
+    };
+  }
+
+  /** As the stores see it. */
+  asKv(): KV {
+    return this as unknown as KV;
+  }
+}

@@ -1,0 +1,202 @@
+import test from "ava";
+import type { CommandBody, CommandResult } from "../../shared/index.js";
+import { newOperation } from "../../coordinator/operations/new-operation.js";
+import { ControllerHarness, SharedStore } from "../helpers/controller-harness.js";
+import { facts, healthOf } from "../helpers/situations.js";
+
+const spec3 = { clusters: { c: { cluster_password: "test-password", members: { node1: { address: "192.0.2.11" }, node2: { address: "192.0.2.12" }, node3: { address: "192.0.2.13" } } } } };
+const observation = (members = ["node1"]): CommandResult => ({
+  kind: "observe",
+  observation: { config: {}, members: members.map((name) => ({ name, description: "", failureDomain: "default", groups: ["default"] })), pools: [], networks: [], instances: [] },
+});
+const token: CommandResult = { kind: "mint-token", sealedToken: "sealed", clusterCertificate: "CERT", clusterAddress: "192.0.2.11:8443" };
+
+/** An agent that answers what a healthy member of a one-member cluster answers. */
+function healthyAgent(members = ["node1"]) {
+  return (_node: string, body: CommandBody): CommandResult | Error => {
+    switch (body.kind) {
+      case "observe":
+        return observation(members);
+      case "mint-token":
+        return token;
+      case "probe":
+        return { kind: "probe", reachable: true, rttMs: 0.2 };
+      default:
+        return new Error(`unexpected ${body.kind}`);
+    }
+  };
+}
+
+
+test("formation through the ports: the claim is stored before anyone is told to bootstrap, once", async (t) => {
+  const h = await ControllerHarness.create(spec3);
+  t.teardown(() => h.stop());
+  h.controller.own("c", 1);
+  for (const n of ["node2", "node1", "node3"]) await h.enroll(n, facts(false, undefined, `192.0.2.1${n.slice(-1)}:8443`));
+  await h.advance(500);
+  t.deepEqual(h.claims.claimOf("c")?.node, "node1");
+  t.is(h.controller.assignmentFor("c", "node1").kind, "bootstrap");
+  t.is(h.controller.assignmentFor("c", "node2").kind, "wait");
+  t.is(h.kinds().filter((k) => k.startsWith("bootstrap.claimed")).length, 1);
+
+  // node1 reports it is clustered: the bootstrap is recorded, the cluster is read, node2 prepares.
+  h.respond = healthyAgent();
+  h.health.set("c", healthOf([{ name: "node1" }]));
+  await h.pulled("node1", facts(true, ["node1"], "192.0.2.11:8443"));
+  await h.advance(500);
+  t.truthy(h.claims.claimOf("c")?.completedAt);
+  t.true(h.kinds().includes("bootstrap.completed:node1"));
+  t.true(h.commands.some((c) => c.node === "node1" && c.body.kind === "observe"));
+  t.is(h.controller.assignmentFor("c", "node2").kind, "prepare");
+  t.is(h.controller.assignmentFor("c", "node1").kind, "member");
+});
+
+test("a join: preflight both ways, a token minted by the sponsor's agent, handed to the joiner, done when Incus lists it", async (t) => {
+  const h = await ControllerHarness.create(spec3);
+  t.teardown(() => h.stop());
+  h.respond = healthyAgent();
+  await h.claims.claim("c", { node: "node1", claimedAt: "t", completedAt: new Date(h.clock.now() - 60_000).toISOString() });
+  h.health.set("c", healthOf([{ name: "node1" }]));
+  h.controller.own("c", 1);
+  await h.enroll("node1", facts(true, ["node1"], "192.0.2.11:8443"));
+  await h.enroll("node2", facts(false, undefined, "192.0.2.12:8443"));
+  await h.advance(500);
+  t.is(h.controller.assignmentFor("c", "node2").kind, "prepare");
+
+  await h.facts.pulled("c", "node2", facts(false, undefined, "192.0.2.12:8443"), { target: "192.0.2.11:8443", at: "t", checks: [{ name: "port", ok: true, detail: "ok" }] });
+  await h.advance(500);
+  t.true(h.commands.some((c) => c.node === "node1" && c.body.kind === "probe"), "the sponsor checks it reaches the joiner back");
+  t.true(h.commands.some((c) => c.node === "node1" && c.body.kind === "mint-token"));
+  const a = h.controller.assignmentFor("c", "node2");
+  t.like(a, { kind: "join", sealedToken: "sealed", clusterCertificate: "CERT", clusterAddress: "192.0.2.11:8443" });
+  t.is(h.active()?.phase, "handed");
+
+  h.health.set("c", healthOf([{ name: "node1" }, { name: "node2" }]));
+  await h.pulled("node2", facts(true, ["node1", "node2"], "192.0.2.12:8443"));
+  await h.advance(500);
+  t.is(h.active(), null, "the lock is released");
+  t.true(h.kinds().includes("join.completed:node2"));
+  t.is(h.kinds().filter((k) => k === "join.started:node2").length, 1);
+  t.is(h.ops.list("c").find((o) => o.kind === "join")?.state, "succeeded");
+});
+
+test("a joiner that reports a failure fails the join, releases the lock and backs off", async (t) => {
+  const h = await ControllerHarness.create(spec3);
+  t.teardown(() => h.stop());
+  h.respond = healthyAgent();
+  await h.claims.claim("c", { node: "node1", claimedAt: "t", completedAt: new Date(h.clock.now() - 60_000).toISOString() });
+  h.health.set("c", healthOf([{ name: "node1" }]));
+  h.controller.own("c", 1);
+  await h.enroll("node1", facts(true, ["node1"], "192.0.2.11:8443"));
+  await h.enroll("node2", facts(false, undefined, "192.0.2.12:8443"));
+  await h.facts.pulled("c", "node2", facts(false, undefined, "192.0.2.12:8443"), { target: "192.0.2.11:8443", at: "t", checks: [{ name: "port", ok: true, detail: "ok" }] });
+  await h.advance(500);
+  t.is(h.active()?.phase, "handed");
+  await h.facts.report("c", "node2", { cluster: "c", node: "node2", instance: "i", seq: 9, sentAt: 0, outcome: "failed", assignment: "join", detail: "the token expired", durationMs: 5, facts: facts(false, undefined, "192.0.2.12:8443") });
+  await h.advance(100);
+  t.is(h.active(), null);
+  t.regex(h.ops.list("c").find((o) => o.kind === "join")!.reason, /the token expired/);
+  t.is(h.controller.assignmentFor("c", "node2").kind, "wait", "it waits out its backoff");
+});
+
+test("a new owner picks up a join where the last one left it: the token it handed is still the joiner's, once", async (t) => {
+  const store = new SharedStore();
+  const first = await ControllerHarness.create(spec3, store);
+  t.teardown(() => first.stop());
+  const now = first.clock.now();
+  await first.claims.claim("c", { node: "node1", claimedAt: "t", completedAt: new Date(now - 60_000).toISOString() });
+  const op = newOperation("join", { cluster: "c", member: "node2", requestedBy: "spec", params: { sponsor: "node1" }, data: { token: { sealedToken: "from-the-old-owner", clusterCertificate: "C", clusterAddress: "192.0.2.11:8443", mintedAt: now }, handedAt: now }, now });
+  await first.ops.begin({ ...op, phase: "handed", owner: { coordinator: "old", epoch: 1 } }, now);
+
+  const second = await ControllerHarness.create(spec3, store);
+  t.teardown(() => second.stop());
+  second.respond = healthyAgent();
+  second.health.set("c", healthOf([{ name: "node1" }]));
+  second.controller.own("c", 7);
+  await second.enroll("node1", facts(true, ["node1"], "192.0.2.11:8443"));
+  await second.enroll("node2", facts(false, undefined, "192.0.2.12:8443"));
+  await second.advance(500);
+  t.like(second.controller.assignmentFor("c", "node2"), { kind: "join", sealedToken: "from-the-old-owner" });
+  t.is(second.active()?.owner?.epoch, 7, "the operation carries its new owner's lease");
+  t.false(second.commands.some((c) => c.body.kind === "mint-token"), "no second token is minted for a join already handed out");
+  t.is(second.kinds().filter((k) => k.startsWith("operation.resumed")).length, 1);
+});
+
+test("a lock whose operation was never written is released after a while; nothing waits on it forever", async (t) => {
+  const h = await ControllerHarness.create(spec3);
+  t.teardown(() => h.stop());
+  h.respond = healthyAgent();
+  await h.store.opsKv.create("lock.c", new TextEncoder().encode(JSON.stringify({ id: "ghost", at: h.clock.now() })));
+  h.controller.own("c", 1);
+  await h.advance(2_000);
+  t.truthy(h.ops.orphanLock("c"), "not before it is clearly abandoned");
+  await h.advance(10_000);
+  t.is(h.ops.orphanLock("c"), null);
+});
+
+test("an evacuation runs through another member's agent, reports what moved, and releases the lock; a resumed one does not evacuate twice", async (t) => {
+  const h = await ControllerHarness.create(spec3);
+  t.teardown(() => h.stop());
+  const members = ["node1", "node2", "node3"];
+  await h.claims.claim("c", { node: "node1", claimedAt: "t", completedAt: new Date(h.clock.now() - 60_000).toISOString() });
+  h.health.set("c", healthOf(members.map((name) => ({ name }))));
+  let evacuations = 0;
+  let finish: (r: CommandResult) => void = () => undefined;
+  h.respond = (node, body) => {
+    if (body.kind === "observe") return observation(members);
+    if (body.kind === "evacuate") {
+      evacuations += 1;
+      t.not(node, "node3", "never through the member being evacuated");
+      return new Promise<CommandResult>((resolve) => (finish = resolve));
+    }
+    return new Error("unexpected");
+  };
+  h.controller.own("c", 1);
+  for (const n of members) await h.enroll(n, facts(true, members, `192.0.2.1${n.slice(-1)}:8443`));
+  const op = newOperation("evacuate", { cluster: "c", member: "node3", requestedBy: "operator", params: { mode: "auto" }, data: {}, now: h.clock.now() });
+  await h.ops.begin(op, h.clock.now());
+  await h.advance(1_000);
+  t.is(evacuations, 1);
+  t.is(h.active()?.phase, "evacuating");
+  await h.advance(5_000);
+  t.is(evacuations, 1, "a command in flight is not sent again");
+  finish({ kind: "evacuate", before: [{ name: "web", project: "default", location: "node3", status: "Running" }], after: [{ name: "web", project: "default", location: "node1", status: "Running", origin: "node3" }] });
+  await h.advance(500);
+  t.is(h.active(), null);
+  const done = h.events.find((e) => e.kind === "member.evacuated");
+  t.deepEqual(done?.data?.moved, [{ name: "web", project: "default", from: "node3", to: "node1" }]);
+});
+
+test("a removal from the spec: evacuate, remove, clear the origins instances keep of it; the member is left out of old views", async (t) => {
+  const h = await ControllerHarness.create({ clusters: { c: { cluster_password: "test-password", members: { node1: { address: "192.0.2.11" }, node2: { address: "192.0.2.12" }, node3: { address: "192.0.2.13" }, node4: { address: "192.0.2.14", present: false } } } } });
+  t.teardown(() => h.stop());
+  const members = ["node1", "node2", "node3", "node4"];
+  await h.claims.claim("c", { node: "node1", claimedAt: "t", completedAt: new Date(h.clock.now() - 60_000).toISOString() });
+  h.health.set("c", healthOf(members.map((name) => ({ name }))));
+  const sent: string[] = [];
+  h.respond = (node, body) => {
+    sent.push(`${body.kind}@${node}`);
+    if (body.kind === "observe") {
+      const o = observation(members) as Extract<CommandResult, { kind: "observe" }>;
+      return { kind: "observe", observation: { ...o.observation, instances: [{ name: "db", project: "default", location: "node4", status: "Running" }] } };
+    }
+    if (body.kind === "evacuate") return { kind: "evacuate", before: [], after: [{ name: "db", project: "default", location: "node2", status: "Running", origin: "node4" }] };
+    if (body.kind === "remove-member") return { kind: "remove-member", removed: true };
+    if (body.kind === "clear-evacuation-origin") return { kind: "clear-evacuation-origin", cleared: ["default/db"] };
+    return new Error("unexpected");
+  };
+  h.controller.own("c", 1);
+  for (const n of members) await h.enroll(n, facts(true, members, `192.0.2.1${n.slice(-1)}:8443`));
+  await h.advance(1_000);
+  t.true(sent.includes("evacuate@node1") || sent.includes("evacuate@node2"));
+  t.true(sent.some((s) => s.startsWith("remove-member@")));
+  h.health.set("c", healthOf(members.slice(0, 3).map((name) => ({ name }))));
+  await h.advance(1_000);
+  t.true(sent.some((s) => s.startsWith("clear-evacuation-origin@")));
+  t.is(h.active(), null);
+  t.is(h.kinds().filter((k) => k === "member.removed:node4").length, 1);
+  // Views read before the removal still list it: it is not removed again.
+  h.health.set("c", healthOf(members.map((name) => ({ name }))));
+  await h.advance(2_000);
+  t.is(sent.filter((s) => s.startsWith("remove-member")).length, 1);
+});

@@ -1,0 +1,156 @@
+import test from "ava";
+import type { ClusterView, Heartbeat } from "../../shared/index.js";
+import { evaluateHealth, type HealthInput } from "../../coordinator/health/evaluate-health.js";
+import { HeartbeatLedger } from "../../coordinator/health/heartbeat-ledger.js";
+import { DEFAULT_HEALTH_OPTIONS, EMPTY_TRACK, type HealthTrack } from "../../coordinator/health/health-types.js";
+
+const names = ["a", "b", "c"];
+const view = (statuses: Record<string, string> = {}, members = names): ClusterView => ({
+  ok: true,
+  members: members.map((n, i) => ({ name: n, status: statuses[n] ?? "Online", message: "", roles: i === 0 ? ["database-leader", "database"] : i < 3 ? ["database"] : [], url: `https://198.51.100.${i + 2}:8443`, failureDomain: "default", groups: ["default"], description: "" })),
+});
+
+function beat(node: string, at: number, extra: Partial<Heartbeat> = {}, rtt: Record<string, number | null> = {}): Heartbeat {
+  return {
+    cluster: "c",
+    node,
+    instance: "00000000-0000-0000-0000-000000000000",
+    seq: at,
+    sentAt: at,
+    intervalMs: 1_000,
+    incus: { observedAt: at, reachable: true, clustered: true, version: "6.0.4" },
+    view: view(),
+    pools: [],
+    instances: { total: 0, running: 0 },
+    latency: { natsMs: 1, peers: names.filter((n) => n !== node).map((p) => ({ node: p, address: `198.51.100.${names.indexOf(p) + 2}:8443`, rttMs: p in rtt ? rtt[p]! : 0.3, at })) },
+    clock: { offsetMs: 2, rttMs: 1 },
+    ...extra,
+  };
+}
+
+/** Feeds heartbeats second by second and evaluates after each, carrying the track, like the health monitor does. */
+class Timeline {
+  readonly ledger = new HeartbeatLedger(1_000);
+  track: HealthTrack = EMPTY_TRACK;
+  readonly events: string[] = [];
+  last: ReturnType<typeof evaluateHealth>["snapshot"] | null = null;
+  input: Partial<HealthInput> = {};
+
+  feed(at: number, beats: Heartbeat[]): this {
+    for (const b of beats) this.ledger.record(b, at);
+    return this.evaluate(at);
+  }
+
+  evaluate(at: number): this {
+    const r = evaluateHealth({ cluster: "c", nodes: this.ledger.ofCluster("c"), expected: new Map(), forming: false, upgrading: false, now: at, ...this.input }, DEFAULT_HEALTH_OPTIONS, this.track);
+    this.track = r.track;
+    this.last = r.snapshot;
+    this.events.push(...r.events.map((e) => `${e.kind}${e.node ? `:${e.node}` : ""}`));
+    return this;
+  }
+}
+
+test("a healthy cluster: quorum from the shared view, no reasons, no events", (t) => {
+  const tl = new Timeline().feed(1_000, names.map((n) => beat(n, 1_000)));
+  t.is(tl.last!.status, "healthy");
+  t.like(tl.last!.quorum, { voters: 3, onlineVoters: 3, failuresTolerated: 1 });
+  t.deepEqual(tl.events, []);
+});
+
+test("one slow probe is a blip; three in a row flag the link, three fine ones clear it", (t) => {
+  const tl = new Timeline();
+  const at = (s: number) => s * 1_000;
+  tl.feed(at(1), names.map((n) => beat(n, at(1), {}, n === "a" ? { b: 80 } : {})));
+  t.deepEqual(tl.events, [], "a single slow probe raises nothing");
+  t.is(tl.last!.status, "healthy");
+  for (const s of [2, 3]) tl.feed(at(s), names.map((n) => beat(n, at(s), {}, n === "a" ? { b: 80 } : {})));
+  t.deepEqual(tl.events, ["link.slow", "cluster.degraded"]);
+  t.is(tl.last!.status, "degraded");
+  t.like(tl.last!.links[0], { from: "a", to: "b", state: "slow" });
+  tl.feed(at(4), names.map((n) => beat(n, at(4))));
+  t.is(tl.last!.status, "degraded", "one good probe does not clear it either");
+  for (const s of [5, 6]) tl.feed(at(s), names.map((n) => beat(n, at(s))));
+  t.deepEqual(tl.events, ["link.slow", "cluster.degraded", "link.recovered", "cluster.recovered"]);
+  t.is(tl.last!.status, "healthy");
+});
+
+test("a silent agent is lost after three intervals, once; its return is told once", (t) => {
+  const tl = new Timeline().feed(0, names.map((n) => beat(n, 0)));
+  tl.feed(2_900, ["a", "b"].map((n) => beat(n, 2_900)));
+  t.false(tl.events.includes("agent.lost:c"));
+  tl.feed(3_100, ["a", "b"].map((n) => beat(n, 3_100)));
+  tl.evaluate(3_300);
+  t.is(tl.events.filter((e) => e === "agent.lost:c").length, 1);
+  tl.feed(3_500, names.map((n) => beat(n, 3_500)));
+  t.true(tl.events.includes("agent.returned:c"));
+});
+
+test("what incus-fleet itself is doing is maintenance, not degradation: no alarm for a joining or restarting member", (t) => {
+  const tl = new Timeline();
+  tl.input = { expected: new Map([["c", "rollout: host-action"]]) };
+  tl.feed(0, names.map((n) => beat(n, 0)));
+  tl.feed(1_000, [beat("a", 1_000), beat("b", 1_000), beat("c", 1_000, { incus: { observedAt: 1_000, reachable: false, clustered: false, error: "restarting" } })]);
+  t.is(tl.last!.status, "maintenance");
+  t.false(tl.events.some((e) => e.startsWith("incus.lost") || e.startsWith("cluster.degraded")));
+  t.true(tl.last!.reasons.every((r) => r.expected), JSON.stringify(tl.last!.reasons));
+});
+
+test("views that disagree about a joining member are not a split", (t) => {
+  const four = [...names, "d"];
+  const tl = new Timeline();
+  tl.input = { expected: new Map([["d", "joining the cluster"]]) };
+  for (let s = 0; s <= 10; s++) {
+    tl.feed(s * 1_000, names.map((n) => beat(n, s * 1_000, { view: n === "a" ? view({}, four) : view({ d: "Offline" }, four) })));
+  }
+  t.false(tl.last!.hold.held);
+  t.false(tl.events.includes("cluster.degraded"));
+});
+
+test("a real split holds destructive actions after the grace, and releases them after agreement lasts as long", (t) => {
+  const tl = new Timeline();
+  const split = (s: number) => names.map((n) => beat(n, s * 1_000, { view: n === "a" ? view({ c: "Offline" }) : view() }));
+  for (let s = 0; s < 4; s++) tl.feed(s * 1_000, split(s));
+  t.false(tl.last!.hold.held, "not before the grace");
+  for (let s = 4; s < 6; s++) tl.feed(s * 1_000, split(s));
+  t.true(tl.last!.hold.held);
+  tl.feed(6_000, names.map((n) => beat(n, 6_000)));
+  t.true(tl.last!.hold.held, "still held until agreement lasts");
+  for (let s = 7; s <= 11; s++) tl.feed(s * 1_000, names.map((n) => beat(n, s * 1_000)));
+  t.false(tl.last!.hold.held);
+});
+
+test("a cluster that tolerates no further failure is never healthy", (t) => {
+  const two = ["a", "b"];
+  const tl = new Timeline().feed(0, two.map((n) => beat(n, 0, { view: view({}, two), latency: { natsMs: 1, peers: [] } })));
+  t.is(tl.last!.quorum?.failuresTolerated, 0);
+  t.is(tl.last!.status, "degraded");
+  t.is(tl.last!.reasons[0]?.code, "no-redundancy");
+  tl.input = { forming: true };
+  t.is(tl.evaluate(500).last!.status, "forming", "while members are still joining, that is expected");
+});
+
+test("an evacuated member is maintenance, not healthy", (t) => {
+  const tl = new Timeline().feed(0, names.map((n) => beat(n, 0, { view: view({ c: "Evacuated" }) })));
+  t.is(tl.last!.status, "maintenance");
+  t.true(tl.last!.reasons.some((r) => r.code === "member-evacuated"));
+});
+
+test("a coordinator taking over with the track of the last one repeats no event", (t) => {
+  const first = new Timeline();
+  for (let s = 0; s < 3; s++) first.feed(s * 1_000, names.map((n) => beat(n, s * 1_000, {}, n === "a" ? { b: 80 } : {})));
+  t.true(first.events.includes("link.slow"));
+  const second = new Timeline();
+  second.track = first.track;
+  for (let s = 3; s < 6; s++) second.feed(s * 1_000, names.map((n) => beat(n, s * 1_000, {}, n === "a" ? { b: 80 } : {})));
+  t.deepEqual(second.events, [], "the slow link and the degraded cluster were told already");
+  t.is(second.last!.status, "degraded");
+});
+
+test("a clock off for one measurement is not flagged; off for a while it is", (t) => {
+  const tl = new Timeline();
+  const off = (s: number) => names.map((n) => beat(n, s * 1_000, { clock: { offsetMs: n === "c" ? 2_000 : 2, rttMs: 1 } }));
+  for (let s = 0; s < 10; s++) tl.feed(s * 1_000, off(s));
+  t.false(tl.events.includes("clock.skewed:c"));
+  for (let s = 10; s < 17; s++) tl.feed(s * 1_000, off(s));
+  t.true(tl.events.includes("clock.skewed:c"));
+});
