@@ -147,7 +147,9 @@ export class AgentGateway {
     const parsed = parseAgentSubject(msg.subject);
     if (!parsed || parsed.cluster !== cluster) return this.drop("unknown", "invalid");
     const { node, kind } = parsed;
-    if (!this.ports.knows(cluster, node) && kind !== AgentMessage.Challenge && kind !== AgentMessage.Hello) return this.drop(kind, "unknown-node");
+    // A host the spec does not name may still ask to enroll, and be told why it cannot.
+    const enrolling = kind === AgentMessage.Challenge || kind === AgentMessage.Hello || kind === AgentMessage.Time;
+    if (!enrolling && !this.ports.knows(cluster, node)) return this.drop(kind, "unknown-node");
     if (!this.limiter.allow(`${cluster}/${node}`, now)) return this.drop(kind, "rate-limited");
     if (kind === AgentMessage.Heartbeat) {
       this.heartbeats.push({ cluster, node, subject: msg.subject, text: msg.string(), receivedAt: now });

@@ -59,6 +59,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   installErrorHandler(app, deps.log);
   installBodyParsers(app);
+  // Before the token check: a refused upgrade must still be marked as one, so that its socket is closed after the 401.
+  await app.register(websocket, {
+    options: {
+      maxPayload: 64 * 1024,
+      // The browser offers the token as a second subprotocol; the server answers with the events one.
+      handleProtocols: (protocols: Set<string>) => (protocols.has(EVENTS_PROTOCOL) ? EVENTS_PROTOCOL : false),
+    },
+  });
   installAuth(app, deps.apiToken);
 
   app.addHook("onRequest", async (request) => {
@@ -71,13 +79,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     deps.metrics.httpDuration.observe({ method: request.method, route }, (performance.now() - started) / 1000);
   });
 
-  await app.register(websocket, {
-    options: {
-      maxPayload: 64 * 1024,
-      // The browser offers the token as a second subprotocol; the server answers with the events one.
-      handleProtocols: (protocols: Set<string>) => (protocols.has(EVENTS_PROTOCOL) ? EVENTS_PROTOCOL : false),
-    },
-  });
   await app.register(fleetRoutes, deps);
   await app.register(specRoutes, deps);
   await app.register(clusterRoutes, deps);

@@ -1,69 +1,115 @@
 import test from "ava";
-import { connect } from "@nats-io/transport-node";
 import { randomUUID } from "node:crypto";
-import { CoordinatorLink } from "../../agent/coordinator-link.js";
-import { FleetStore } from "../../coordinator/store.js";
-import { deriveClusterKeys, type NodeFacts } from "../../shared/index.js";
-import { startNatsServer } from "../../lab/nats-server.js";
-import { getJson, putSpec, startCoordinator, threeMembers } from "../helpers/coordinator.js";
+import { Kvm } from "@nats-io/kv";
+import { systemClock } from "../../coordinator/controller/clock.js";
+import { LeaseManager } from "../../coordinator/leases/lease-manager.js";
+import { newOperation } from "../../coordinator/operations/new-operation.js";
+import { openBuckets, DEFAULT_LAYOUT } from "../../coordinator/store/buckets.js";
+import { ClaimStore } from "../../coordinator/store/claim-store.js";
+import { KvCache } from "../../coordinator/store/kv-cache.js";
+import { OperationStore } from "../../coordinator/store/operation-store.js";
+import type { BootstrapClaim } from "../../coordinator/store/records.js";
+import { connectAsCoordinator, secureNats } from "../helpers/coordinator.js";
+import { quiet } from "../helpers/controller-harness.js";
+import { until } from "../helpers/wait.js";
 
-const facts = (address: string): NodeFacts => ({ address, agentVersion: "t", incus: { observedAt: Date.now(), reachable: true, version: "6.0.4", clustered: false } });
+const encoder = new TextEncoder();
 
-test("the bootstrap claim is a compare-and-set: of many racing coordinators exactly one wins", async (t) => {
-  const nats = await startNatsServer();
-  t.teardown(() => nats.stop());
+test("coordinators starting together against a fresh store all open it: the creation race is no failure", async (t) => {
+  const nats = await secureNats(t);
   const prefix = `race${randomUUID().slice(0, 6)}`;
-  const connections = await Promise.all(Array.from({ length: 8 }, () => connect({ servers: nats.url })));
-  t.teardown(() => Promise.all(connections.map((c) => c.close())));
-  const stores = await Promise.all(connections.map((nc) => FleetStore.open(nc, { prefix })));
-  const results = await Promise.all(stores.map((s, i) => s.claimBootstrap("c", { node: `n${i}`, claimedAt: "t" })));
+  const connections = await Promise.all([1, 2, 3].map((i) => connectAsCoordinator(t, nats, i)));
+  const opened = await Promise.all(connections.map((nc) => openBuckets(nc, { ...DEFAULT_LAYOUT, prefix }, quiet)));
+  t.is(opened.length, 3);
+  await opened[0]!.spec.put("k", encoder.encode('"v"'));
+  t.is((await opened[2]!.spec.get("k"))?.string(), '"v"', "they opened the same buckets");
+});
+
+test("a watch cache holds every key written before it and follows every write after, with no gap", async (t) => {
+  const nats = await secureNats(t);
+  const nc = await connectAsCoordinator(t, nats);
+  const kv = await new Kvm(nc).create(`cache${randomUUID().slice(0, 6)}`, { history: 1 });
+  for (let i = 0; i < 50; i++) await kv.put(`k${i}`, encoder.encode(JSON.stringify(i)));
+  const writer = (async () => {
+    for (let i = 50; i < 300; i++) await kv.put(`k${i % 80}`, encoder.encode(JSON.stringify(i)));
+  })();
+  const cache = await KvCache.open<number>(kv, "cache", quiet);
+  t.teardown(() => cache.stop());
+  t.true(cache.size >= 50, "everything written before is there once it opens");
+  await writer;
+  await until("the cache caught up", () => cache.get("k59") === 299);
+  for (let k = 0; k < 80; k++) t.is(cache.get(`k${k}`), (await kv.get(`k${k}`))!.json<number>(), `k${k} is the last value written`);
+});
+
+test("the bootstrap claim is a compare-and-set: of many racing writers exactly one wins, and every loser reads the winner", async (t) => {
+  const nats = await secureNats(t);
+  const prefix = `claim${randomUUID().slice(0, 6)}`;
+  const connections = await Promise.all(Array.from({ length: 6 }, (_, i) => connectAsCoordinator(t, nats, (i % 3) + 1)));
+  const stores = await Promise.all(
+    connections.map(async (nc) => {
+      const buckets = await openBuckets(nc, { ...DEFAULT_LAYOUT, prefix }, quiet);
+      const cache = await KvCache.open<BootstrapClaim>(buckets.clusters, "clusters", quiet);
+      t.teardown(() => cache.stop());
+      return new ClaimStore(cache);
+    }),
+  );
+  const results = await Promise.all(stores.map((s, i) => s.claim("c", { node: `n${i}`, claimedAt: "t" })));
   const winners = results.filter((r) => r.won);
   t.is(winners.length, 1);
-  t.true(results.every((r) => r.claim.node === winners[0]!.claim.node), "every loser reads the winner");
+  t.true(results.every((r) => r.claim.node === winners[0]!.claim.node));
 });
 
-test("the membership lock is held by one change at a time and released only by its holder", async (t) => {
-  const nats = await startNatsServer();
-  t.teardown(() => nats.stop());
-  const nc = await connect({ servers: nats.url });
-  t.teardown(() => nc.close());
-  const store = await FleetStore.open(nc, { prefix: "lock" });
-  t.true(await store.beginOp("c", { id: "a", kind: "join", node: "n2", startedAt: "t" }));
-  t.false(await store.beginOp("c", { id: "b", kind: "join", node: "n3", startedAt: "t" }));
-  t.false(await store.endOp("c", "b"), "a change that does not hold the lock cannot release it");
-  t.true(await store.endOp("c", "a"));
-  t.true(await store.beginOp("c", { id: "b", kind: "join", node: "n3", startedAt: "t" }));
+test("an operation holds its cluster's lock; a second waits; only its own end releases it; a stale writer loses", async (t) => {
+  const nats = await secureNats(t);
+  const nc = await connectAsCoordinator(t, nats);
+  const buckets = await openBuckets(nc, { ...DEFAULT_LAYOUT, prefix: `ops${randomUUID().slice(0, 6)}` }, quiet);
+  const cache: ConstructorParameters<typeof OperationStore>[0] = await KvCache.open(buckets.ops, "ops", quiet);
+  t.teardown(() => cache.stop());
+  const ops = new OperationStore(cache);
+  const now = Date.now();
+  const first = newOperation("evacuate", { cluster: "c", member: "n2", requestedBy: "operator", params: { mode: "auto" }, data: {}, now });
+  const begun = await ops.begin(first, now);
+  t.truthy(begun);
+  t.is(await ops.begin(newOperation("restore", { cluster: "c", member: "n3", requestedBy: "operator", params: {}, data: {}, now }), now), null, "one at a time");
+  const moved = await ops.update({ ...first, phase: "evacuating" }, begun!.revision);
+  await t.throwsAsync(ops.update({ ...first, phase: "stale" }, begun!.revision), { message: /changed by someone else/ }, "a writer with an old revision loses");
+  await ops.update({ ...first, state: "succeeded", phase: "succeeded", finishedAt: new Date().toISOString() }, moved);
+  await until("the lock released", () => ops.active("c") === null);
+  t.truthy(await ops.begin(newOperation("restore", { cluster: "c", member: "n2", requestedBy: "operator", params: {}, data: {}, now }), now));
 });
 
-test("a restarted coordinator resumes from the store: spec, claim, sessions and node records", async (t) => {
-  const h = await startCoordinator(t);
-  const applied = await putSpec(h, threeMembers());
-  const keys = deriveClusterKeys("c1", "integration-password");
-  const n1 = new CoordinatorLink(h.client, keys, "c1", "n1", 5_000);
-  t.like(await n1.enroll(facts("192.0.2.11:8443")), { kind: "bootstrap" });
+test("leases: two coordinators spread clusters between them; when one dies, the other takes its clusters within the lease's time", async (t) => {
+  const nats = await secureNats(t);
+  const prefix = `lease${randomUUID().slice(0, 6)}`;
+  const clusters = ["a", "b", "c", "d", "e", "f"];
+  const make = async (i: number) => {
+    const nc = await connectAsCoordinator(t, nats, i);
+    const buckets = await openBuckets(nc, { ...DEFAULT_LAYOUT, prefix, leaseTtlMs: 2_000 }, quiet);
+    const cache: ConstructorParameters<typeof LeaseManager>[0] = await KvCache.open(buckets.leases, "leases", quiet);
+    const owned = new Set<string>();
+    const manager = new LeaseManager(cache, () => clusters, { acquired: (c) => void owned.add(c), lost: (c) => void owned.delete(c), canRelease: () => true }, { ttlMs: 2_000, tickMs: 250 }, systemClock, quiet);
+    return { manager, owned, cache, nc };
+  };
+  const one = await make(1);
+  const two = await make(2);
+  t.teardown(async () => {
+    one.cache.stop();
+    two.cache.stop();
+  });
+  one.manager.start();
+  two.manager.start();
+  await until("every cluster owned once, and both coordinators owning some", () => one.owned.size + two.owned.size === clusters.length && one.owned.size > 0 && two.owned.size > 0 && [...one.owned].every((c) => !two.owned.has(c)), 20_000);
+  t.log(`spread: ${[...one.owned].sort().join(",")} | ${[...two.owned].sort().join(",")}`);
+  t.is(new Set([...one.owned, ...two.owned]).size, clusters.length);
 
-  await h.restart();
-
-  const spec = await getJson<{ revision: number }>(h, "/v1/spec");
-  t.is(spec.body.revision, applied.body.revision!);
-  t.like(await n1.pull(facts("192.0.2.11:8443")), { kind: "bootstrap" }, "the agent's session outlives the coordinator");
-  t.true(n1.isEnrolled);
-  const n3 = new CoordinatorLink(h.client, keys, "c1", "n3", 5_000);
-  const n3First = await n3.enroll(facts("192.0.2.13:8443"));
-  t.not(n3First.kind, "bootstrap", "the claim survived: nobody else bootstraps");
-  t.like(n3First, { kind: "prepare", target: { node: "n1" } });
-  const status = await getJson<{ bootstrap: { node: string } }>(h, "/v1/clusters/c1");
-  t.is(status.body.bootstrap.node, "n1");
-  const nodes = await getJson<{ node: string; state: string }[]>(h, "/v1/nodes");
-  t.deepEqual(nodes.body.map((n) => [n.node, n.state]).sort(), [["n1", "bootstrapping"], ["n3", "waiting"]]);
-});
-
-test("two coordinators sharing one store see each other's spec", async (t) => {
-  const a = await startCoordinator(t);
-  const b = await startCoordinator(t, {}, a.nats);
-  await putSpec(a, threeMembers());
-  for (let i = 0; i < 100 && (await getJson<{ revision: number }>(b, "/v1/spec")).body.revision === 0; i++) await new Promise((r) => setTimeout(r, 20));
-  const seen = await getJson<{ revision: number; spec: { clusters: { name: string }[] } }>(b, "/v1/spec");
-  t.is(seen.body.revision, 1);
-  t.deepEqual(seen.body.spec.clusters.map((c) => c.name), ["c1"]);
+  // Coordinator two dies without a word: its connection closes and its leases are not renewed.
+  const orphaned = [...two.owned];
+  await two.nc.close();
+  const died = Date.now();
+  await until("coordinator one owns every cluster", () => one.owned.size === clusters.length, 10_000);
+  const tookMs = Date.now() - died;
+  t.log(`took over ${orphaned.join(",")} in ${tookMs} ms (lease 2 s)`);
+  t.true(tookMs < 2_000 + 250 * 4 + 1_500, `takeover took ${tookMs} ms`);
+  await one.manager.stop();
+  await two.manager.stop();
 });
