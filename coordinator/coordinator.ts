@@ -89,7 +89,7 @@ export class Coordinator {
 
     const limits = { ...DEFAULT_LIMITS, latencyMs: config.latencyThresholdMs, clockOffsetMs: config.clockOffsetLimitMs, observeEveryMs: config.observeEveryMs };
     const healthOptions = { ...DEFAULT_HEALTH_OPTIONS, lostAfterIntervals: config.lostAfterIntervals, latencyThresholdMs: config.latencyThresholdMs, clockOffsetLimitMs: config.clockOffsetLimitMs, splitGraceMs: config.splitGraceMs };
-    const specs = new SpecService(specStore, secrets, statuses, claims, ops, events, limits, clock, log.child({ part: "spec" }));
+    const specs = new SpecService(specStore, statuses, claims, ops, events, limits, clock, log.child({ part: "spec" }));
     const spec = () => specs.spec();
     const ledger = new HeartbeatLedger(config.heartbeatIntervalMs);
 
@@ -124,7 +124,7 @@ export class Coordinator {
     const commander = new AgentCommander(
       nc,
       signing,
-      { keysOf: (c) => secrets.keysOf(c), instanceOf: (c, n) => sessions.instanceOf(c, n) ?? nodes.get(c, n)?.session?.instance ?? null, epochOf: (c) => leases.epochOf(c) },
+      { keysOf: (c) => specStore.keysOf(c), instanceOf: (c, n) => sessions.instanceOf(c, n) ?? nodes.get(c, n)?.session?.instance ?? null, epochOf: (c) => leases.epochOf(c) },
       (reason) => {
         metrics.natsMessages.inc({ endpoint: "command-reply", result: "invalid" });
         log.warn({ reason }, "dropped an invalid command reply");
@@ -160,7 +160,7 @@ export class Coordinator {
       sessions,
       facts,
       {
-        keysOf: (c) => secrets.keysOf(c),
+        keysOf: (c) => specStore.keysOf(c),
         knows: (c, n) => !!clusterOf(spec(), c)?.members.some((m) => m.name === n) || !!ledger.nodeLive(c, n) || !!nodes.get(c, n),
         assignmentFor: (c, n) => controller.assignmentFor(c, n),
         reconciled: (c, t) => controller.reconciled(c, t),

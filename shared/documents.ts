@@ -1,4 +1,4 @@
-import { parseDocument } from "yaml";
+import { isMap, isScalar, isSeq, parseDocument } from "yaml";
 import type { Problem } from "./errors.js";
 
 /**
@@ -152,6 +152,27 @@ export function parseJsonText(text: string): Parsed {
   return { ok: true, value };
 }
 
+/** The path of the first key a YAML mapping gives twice, found on the document as written. */
+function duplicateYamlKey(node: unknown, path: string): string | null {
+  if (isMap(node)) {
+    const seen = new Set<string>();
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      const here = path ? `${path}.${key}` : key;
+      if (seen.has(key)) return here;
+      seen.add(key);
+      const inner = duplicateYamlKey(pair.value, here);
+      if (inner !== null) return inner;
+    }
+  } else if (isSeq(node)) {
+    for (const [i, item] of node.items.entries()) {
+      const inner = duplicateYamlKey(item, path ? `${path}.${i}` : String(i));
+      if (inner !== null) return inner;
+    }
+  }
+  return null;
+}
+
 export function parseYamlText(text: string): Parsed {
   const deep = flowDepthProblem(text, true);
   if (deep) return { ok: false, problem: deep };
@@ -161,7 +182,9 @@ export function parseYamlText(text: string): Parsed {
     const message = error.message.split("\n")[0]!;
     if (error.code === "DUPLICATE_KEY") {
       const line = error.linePos?.[0];
-      return { ok: false, problem: { path: "(document)", message: `a key is given more than once${line ? ` (line ${line.line}, column ${line.col})` : ""}; each key may appear once` } };
+      const at = line ? ` (line ${line.line}, column ${line.col})` : "";
+      const path = duplicateYamlKey(parseDocument(text, { uniqueKeys: false }).contents, "");
+      return { ok: false, problem: { path: path ?? "(document)", message: `is given more than once${at}; each key may appear once` } };
     }
     return { ok: false, problem: { path: "(document)", message: `not valid YAML: ${message}` } };
   }

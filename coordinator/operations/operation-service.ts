@@ -70,10 +70,22 @@ export class OperationService {
     return begun.op;
   }
 
+  /** A name neither the spec nor the cluster has is unknown, whatever the cluster's state. */
+  private requireNamed(cluster: string, names: string[]): void {
+    const spec = clusterOf(this.spec(), cluster);
+    if (!spec) throw new FleetError(ErrorCode.UnknownCluster, `cluster '${cluster}' is not in the spec`);
+    const inCluster = this.statuses.get(cluster)?.health.members ?? [];
+    const unknown = names.filter((n) => !spec.members.some((m) => m.name === n) && !inCluster.some((m) => m.name === n));
+    if (unknown.length > 0) {
+      throw new FleetError(ErrorCode.UnknownMember, unknown.map((n) => `'${n}' is not a member of cluster '${cluster}'`).join("; "), { problems: unknown.map((n) => ({ path: "members", message: `'${n}' is not a member of ${cluster}` })) });
+    }
+  }
+
   private member(cluster: string, member: string) {
+    this.requireNamed(cluster, [member]);
     const record = this.membersOf(cluster);
     const m = record.health.members!.find((x) => x.name === member);
-    if (!m) throw new FleetError(ErrorCode.UnknownMember, `'${member}' is not a member of cluster '${cluster}'`);
+    if (!m) throw new FleetError(ErrorCode.MaintenanceRefused, `'${member}' is in the spec of ${cluster} but not in the Incus cluster yet`);
     return { record, m };
   }
 
@@ -93,11 +105,12 @@ export class OperationService {
   }
 
   async rollout(cluster: string, request: RolloutRequest): Promise<Operation> {
+    this.requireNamed(cluster, request.members ?? []);
     const record = this.membersOf(cluster);
     const known = record.health.members!;
     const members = request.members ?? orderForRollout(known);
-    const unknown = members.filter((m) => !known.some((k) => k.name === m));
-    if (unknown.length > 0) throw new FleetError(ErrorCode.UnknownMember, `not members of ${cluster}: ${unknown.join(", ")}`, { problems: unknown.map((m) => ({ path: "members", message: `'${m}' is not a member of ${cluster}` })) });
+    const joining = members.filter((m) => !known.some((k) => k.name === m));
+    if (joining.length > 0) throw new FleetError(ErrorCode.MaintenanceRefused, `not in the Incus cluster of ${cluster} yet: ${joining.join(", ")}`, { problems: joining.map((m) => ({ path: "members", message: `'${m}' has not joined ${cluster}` })) });
     if (new Set(members).size !== members.length) throw new FleetError(ErrorCode.BadRequest, "members: a member is listed twice", { problems: [{ path: "members", message: "a member is listed twice" }] });
     if (members.length === 0) throw new FleetError(ErrorCode.BadRequest, "members: no member to roll", { problems: [{ path: "members", message: "no member to roll" }] });
     const action = request.action ?? "restart-incus";

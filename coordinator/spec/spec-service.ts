@@ -7,7 +7,6 @@ import {
   ErrorCode,
   FleetError,
   parseSpecText,
-  type ClusterKeys,
   type ClusterSpec,
   type FleetSpec,
   type Logger,
@@ -22,8 +21,7 @@ import type { PlanChange, PlannerLimits } from "../planner/types.js";
 import { situationFromStatus } from "../status/situation-from-status.js";
 import type { ClaimStore } from "../store/claim-store.js";
 import type { OperationStore } from "../store/operation-store.js";
-import type { StoredSpec } from "../store/records.js";
-import type { SecretStore } from "../store/secret-store.js";
+import type { ClusterSecrets, StoredSpec } from "../store/records.js";
 import type { SpecStore } from "../store/spec-store.js";
 import type { StatusStore } from "../store/status-store.js";
 
@@ -48,7 +46,6 @@ const digest = (text: string) => createHash("sha256").update(text).digest("hex")
 export class SpecService {
   constructor(
     private readonly specs: SpecStore,
-    private readonly secrets: SecretStore,
     private readonly statuses: StatusStore,
     private readonly claims: ClaimStore,
     private readonly ops: OperationStore,
@@ -68,7 +65,7 @@ export class SpecService {
   }
 
   knownClusters(): Set<string> {
-    return new Set(this.spec().clusters.filter((c) => this.secrets.keysOf(c.name)).map((c) => c.name));
+    return new Set(this.spec().clusters.filter((c) => this.specs.keysOf(c.name)).map((c) => c.name));
   }
 
   parse(text: string): ParsedSpec {
@@ -105,13 +102,18 @@ export class SpecService {
     return problems;
   }
 
-  private async keysFor(parsed: ParsedSpec): Promise<Map<string, ClusterKeys>> {
-    const out = new Map<string, ClusterKeys>();
+  /** Every cluster's keys: derived from the password given, or kept from the stored spec when none is. */
+  private async keysFor(parsed: ParsedSpec): Promise<Record<string, ClusterSecrets>> {
+    const stored = this.specs.current()?.stored.keys ?? {};
+    const out: Record<string, ClusterSecrets> = {};
     await Promise.all(
       parsed.spec.clusters.map(async (c) => {
         const password = parsed.passwords[c.name];
-        if (password) out.set(c.name, await deriveClusterKeysAsync(c.name, password));
-        else if (!this.secrets.keysOf(c.name)) throw new FleetError(ErrorCode.SpecInvalid, `clusters.${c.name}.cluster_password: missing; a new cluster needs one`, { problems: [{ path: `clusters.${c.name}.cluster_password`, message: "missing cluster_password: a new cluster needs one" }] });
+        if (password) {
+          const k = await deriveClusterKeysAsync(c.name, password);
+          out[c.name] = { mac: k.mac.toString("base64"), seal: k.seal.toString("base64") };
+        } else if (stored[c.name]) out[c.name] = stored[c.name]!;
+        else throw new FleetError(ErrorCode.SpecInvalid, `clusters.${c.name}.cluster_password: missing; a new cluster needs one`, { problems: [{ path: `clusters.${c.name}.cluster_password`, message: "missing cluster_password: a new cluster needs one" }] });
       }),
     );
     return out;
@@ -132,10 +134,9 @@ export class SpecService {
       throw new FleetError(ErrorCode.SpecConflict, `the spec changed since revision ${options.expectedRevision} (it is at ${current?.revision ?? 0}); fetch it again and re-apply`);
     }
     if (options.dryRun) return { revision: current?.revision ?? 0, warnings: parsed.warnings, dryRun: true, plans };
-    const keys = await this.keysFor(parsed);
-    for (const [cluster, k] of keys) await this.secrets.putKeys(cluster, k);
     const stored: StoredSpec = {
       spec: parsed.spec,
+      keys: await this.keysFor(parsed),
       warnings: parsed.warnings,
       appliedAt: new Date(this.clock.now()).toISOString(),
       source: options.source,
@@ -187,7 +188,9 @@ export class SpecService {
     const spec = current ? clusterOf(current.stored.spec, cluster) : undefined;
     if (!current || !spec) throw new FleetError(ErrorCode.UnknownCluster, `cluster '${cluster}' is not in the spec`);
     if (!spec.members.some((m) => m.name === member)) throw new FleetError(ErrorCode.UnknownMember, `'${member}' is not in the spec of cluster '${cluster}'`);
-    const verdict = guardAction({ kind: "remove", member, force }, this.statuses.get(cluster)?.health ?? null);
+    // With the cluster's state not known yet, the spec changes and the owner holds the removal until the rules can be judged, as for a spec applied.
+    const health = this.statuses.get(cluster)?.health;
+    const verdict = health?.members ? guardAction({ kind: "remove", member, force }, health) : { allowed: true, forced: false, reasons: [] as string[], code: ErrorCode.QuorumRefused, quorum: null };
     if (!verdict.allowed) {
       const message = `removal of ${member} refused: ${verdict.reasons.join("; ")}`;
       this.events.publish(cluster, { kind: "action.refused", node: member, message, data: { action: "remove", reasons: verdict.reasons, quorum: verdict.quorum } });

@@ -1,8 +1,14 @@
 import type { FleetSpec, NodeFacts, PreflightReport, Problem } from "../../shared/index.js";
 
-/** The desired state as stored: no secrets (passwords become keys in the secrets bucket). */
+/**
+ * The desired state as stored. Passwords are not kept: each cluster's keys,
+ * derived from its password, are stored with the spec they belong to, so
+ * that a password change lands with its spec or not at all. The API never
+ * serves them; agents' credentials cannot read any bucket.
+ */
 export interface StoredSpec {
   spec: FleetSpec;
+  keys: Record<string, ClusterSecrets>;
   warnings: Problem[];
   appliedAt: string;
   /** Who wrote this revision: the API, a spec file at start, or an action that changes the desired state. */

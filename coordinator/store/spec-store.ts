@@ -1,4 +1,4 @@
-import { ErrorCode, FleetError } from "../../shared/index.js";
+import { ErrorCode, FleetError, type ClusterKeys } from "../../shared/index.js";
 import type { KvCache } from "./kv-cache.js";
 import { isCasConflict } from "./jetstream-errors.js";
 import type { StoredSpec } from "./records.js";
@@ -8,7 +8,21 @@ const encoder = new TextEncoder();
 
 /** The one source of truth for what the fleet should look like. */
 export class SpecStore {
+  private readonly decoded = new Map<string, { revision: number; keys: ClusterKeys }>();
+
   constructor(private readonly cache: KvCache<StoredSpec>) {}
+
+  /** The keys of a cluster's password, as stored with the current spec. */
+  keysOf(cluster: string): ClusterKeys | null {
+    const e = this.cache.entry(KEY);
+    const s = e?.value.keys?.[cluster];
+    if (!e || !s) return null;
+    const known = this.decoded.get(cluster);
+    if (known && known.revision === e.revision) return known.keys;
+    const keys = { mac: Buffer.from(s.mac, "base64"), seal: Buffer.from(s.seal, "base64") };
+    this.decoded.set(cluster, { revision: e.revision, keys });
+    return keys;
+  }
 
   current(): { stored: StoredSpec; revision: number } | null {
     const e = this.cache.entry(KEY);

@@ -110,3 +110,15 @@ clusters:
       n2: { address: 192.0.2.12 }
       n3: { address: 192.0.2.13 }
 `;
+
+/** Any request to the API with the token (unless the test gives its own headers). */
+export async function api(h: CoordinatorHarness, method: "GET" | "PUT" | "POST" | "DELETE" | "PATCH", url: string, options: { payload?: string | object | Buffer; headers?: Record<string, string> } = {}) {
+  const res = await h.coordinator.app.inject({ method, url, headers: { authorization: `Bearer ${h.token}`, ...options.headers }, ...(options.payload !== undefined ? { payload: options.payload } : {}) });
+  let body: unknown = res.body;
+  try {
+    body = res.json();
+  } catch {
+    // Not JSON (the page, YAML, metrics): the text is the body.
+  }
+  return { status: res.statusCode, body: body as Record<string, unknown> & { error?: { code: string; message: string; problems?: { path: string; message: string }[] } }, text: res.body, headers: res.headers };
+}
