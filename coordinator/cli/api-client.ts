@@ -41,9 +41,16 @@ export async function call<T>(g: Globals, method: string, path: string, body?: {
     headers["content-type"] = "application/json";
     payload = JSON.stringify(body);
   }
+  let base: URL;
+  try {
+    base = new URL(g.api);
+    if (base.protocol !== "http:" && base.protocol !== "https:") throw new Error("not http");
+  } catch {
+    throw new CliError(`--api: '${g.api}' is not an http(s) URL (for example http://127.0.0.1:8480)`);
+  }
   let res: Response;
   try {
-    res = await fetch(`${g.api.replace(/\/$/, "")}${path}`, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    res = await fetch(`${base.href.replace(/\/$/, "")}${path}`, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
   } catch (err) {
     throw unreachable(g, err);
   }
