@@ -48,7 +48,11 @@ export class AgentFacts {
     return this.nodes.get(cluster, node)?.session?.instance ?? null;
   }
 
-  /** A refusal worth telling an operator about, published at most once a minute per host and reason. */
+  /**
+   * A refusal worth telling an operator about, published at most once a
+   * minute per host and reason, and kept on a member of the spec so that
+   * the member list says why its agent has no role.
+   */
   rejected(cluster: string, node: string, code: string, message: string): void {
     const key = `${cluster}/${node}/${code}`;
     const now = this.clock.now();
@@ -56,6 +60,9 @@ export class AgentFacts {
     if (this.rejections.size > 10_000) this.rejections.clear();
     this.rejections.set(key, now);
     this.events.publish(cluster, { kind: "node.rejected", node, message: `${node} refused: ${message}`, data: { code } });
+    if (clusterOf(this.spec(), cluster)?.members.some((m) => m.name === node)) {
+      void this.save({ ...this.record(cluster, node), rejection: { code, message, at: now } }).catch(() => undefined);
+    }
   }
 
   /**
@@ -79,7 +86,7 @@ export class AgentFacts {
       throw new FleetError(ErrorCode.IdentityMismatch, message);
     }
     const now = this.clock.now();
-    const next: NodeRecord = { ...record, session: { instance, startedAt: now }, facts, factsAt: now };
+    const next: NodeRecord = { ...record, session: { instance, startedAt: now }, facts, factsAt: now, rejection: null };
     if (!record.identity && facts.fingerprint) {
       next.identity = { fingerprint: facts.fingerprint, pinnedAt: new Date(now).toISOString() };
       this.events.publish(cluster, { kind: "identity.pinned", node, message: `${node}'s Incus server certificate pinned (${facts.fingerprint.slice(0, 12)}…)`, data: { fingerprint: facts.fingerprint } });

@@ -180,7 +180,11 @@ export class AgentGateway {
     const keys = this.ports.keysOf(cluster);
     if (!keys) throw new FleetError(ErrorCode.UnknownCluster, `cluster '${cluster}' is not in the spec`);
     const opened = openMacFrame(keys.mac, subject, data);
-    if (!opened.ok) throw new FleetError(ErrorCode.AuthFailed, `wrong cluster password: the proof from ${node} does not match cluster '${cluster}' (${opened.reason}); check the cluster password on that host`);
+    if (!opened.ok) {
+      const message = `wrong cluster password: the proof from ${node} does not match cluster '${cluster}' (${opened.reason}); check the cluster password on that host`;
+      this.facts.rejected(cluster, node, ErrorCode.AuthFailed, message);
+      throw new FleetError(ErrorCode.AuthFailed, message);
+    }
     const decoded = codec.decodeText(opened.json);
     if (!decoded.ok) throw new FleetError(ErrorCode.MessageInvalid, decoded.reason);
     const body = decoded.value as T & { cluster?: string; node?: string };
@@ -223,17 +227,8 @@ export class AgentGateway {
     }
   }
 
-  private openHello(cluster: string, node: string, msg: Msg): HelloMessage {
-    try {
-      return this.open(cluster, msg.subject, msg.data, codecs.hello, node);
-    } catch (err) {
-      if (asFleetError(err).code === ErrorCode.AuthFailed) this.facts.rejected(cluster, node, ErrorCode.AuthFailed, asFleetError(err).message);
-      throw err;
-    }
-  }
-
   private async hello(cluster: string, node: string, msg: Msg): Promise<unknown> {
-    const hello = this.openHello(cluster, node, msg);
+    const hello = this.open(cluster, msg.subject, msg.data, codecs.hello, node);
     if (!this.challenges.take(hello.challenge, cluster, node, hello.instance, this.clock.now())) {
       throw new FleetError(ErrorCode.AuthFailed, "the challenge is unknown, used or expired; ask for a new one");
     }

@@ -6,6 +6,8 @@ export interface HostStatus {
   name: string;
   /** What the host was last told to do, and why. */
   assignment: { kind: Assignment["kind"]; reason: string } | null;
+  /** Why its agent was last refused, when that came after its last enrollment. */
+  rejection: { code: string; message: string; at: number } | null;
   enrolled: boolean;
   agentOnline: boolean;
   lastSeenAt: number | null;

@@ -57,6 +57,7 @@ export class StatusPublisher {
       return {
         name,
         assignment: d ? { kind: d.kind, reason: d.reason } : null,
+        rejection: record?.rejection && (!record.session || record.rejection.at > record.session.startedAt) ? record.rejection : null,
         enrolled: h?.enrolled ?? false,
         agentOnline: h?.agentOnline ?? false,
         lastSeenAt: live?.lastSeenAt ?? null,
@@ -98,7 +99,7 @@ export class StatusPublisher {
     if (!record) return;
     this.latest.set(rt.cluster, record);
     const { at: _at, track: _track, hosts, health, ...rest } = record;
-    const signature = canonicalJson([rest, health.status, health.reasons, health.hold, health.members, hosts.map((h) => [h.name, h.assignment, h.agentOnline, h.facts?.incus.reachable, h.facts?.incus.clustered, h.preflight?.checks, h.failures])]);
+    const signature = canonicalJson([rest, health.status, health.reasons, health.hold, health.members, hosts.map((h) => [h.name, h.assignment, h.rejection?.code, h.agentOnline, h.facts?.incus.reachable, h.facts?.incus.clustered, h.preflight?.checks, h.failures])]);
     const last = this.written.get(rt.cluster);
     const now = this.clock.now();
     if (last && last.signature === signature && now - last.at < REFRESH_MS) return;

@@ -50,6 +50,8 @@ export interface NodeRecord {
   failures: number;
   lastFailure: string | null;
   lastFailureAt: number | null;
+  /** Why its agent was last refused (a wrong password, another certificate), until it enrolls. */
+  rejection?: { code: string; message: string; at: number } | null;
 }
 
 export function emptyNodeRecord(cluster: string, node: string): NodeRecord {

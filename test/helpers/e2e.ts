@@ -1,9 +1,11 @@
 import type { ExecutionContext } from "ava";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { DEFAULT_LAYOUT, eventStreamName } from "../../coordinator/store/buckets.js";
 import { FleetLab, type LabOptions } from "../../lab/fleet-lab.js";
-import { Subject, type FleetEvent } from "../../shared/index.js";
+import type { FleetEvent } from "../../shared/index.js";
 
 /** A lab torn down with the test, pass or fail; its logs are kept in the test output on failure. */
 export async function labFor(t: ExecutionContext, options: LabOptions): Promise<FleetLab> {
@@ -20,17 +22,42 @@ export async function labFor(t: ExecutionContext, options: LabOptions): Promise<
   return lab;
 }
 
-/** Follows fleet events on NATS directly, so that the record survives coordinator restarts. */
+/**
+ * Follows the fleet's event stream in JetStream from its first event, with a
+ * coordinator's credential: the record survives coordinator restarts, and it
+ * is what every coordinator serves (each event once).
+ */
 export async function eventLog(t: ExecutionContext, lab: FleetLab): Promise<{ events: FleetEvent[]; nc: NatsConnection; waitFor(kind: string, node?: string, timeoutMs?: number): Promise<FleetEvent> }> {
-  const nc = await connect({ servers: lab.nats.url });
-  t.teardown(() => nc.close());
+  const credentials = lab.nats.setup.coordinators[0]!;
+  const nc = await connect({ servers: lab.nats.urls, authenticator: nkeyAuthenticator(new TextEncoder().encode(readFileSync(credentials.nkeyFile, "utf8").trim())), ...(credentials.tls ? { tls: credentials.tls } : {}) });
   const events: FleetEvent[] = [];
-  nc.subscribe(Subject.eventsAll, {
-    callback: (_e, m) => {
-      events.push(m.json<FleetEvent>());
-    },
+  const js = jetstream(nc);
+  let stopped = false;
+  let messages: { close(): Promise<void | Error> } | null = null;
+  const follow = async () => {
+    let from = 1;
+    // The stream appears when the first coordinator starts, and moves when a JetStream server dies: follow it through both.
+    while (!stopped) {
+      try {
+        const consumer = await js.consumers.get(eventStreamName(DEFAULT_LAYOUT.prefix), { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
+        const iter = await consumer.consume();
+        messages = iter;
+        for await (const m of iter) {
+          from = m.seq + 1;
+          events.push({ ...m.json<FleetEvent>(), seq: m.seq });
+        }
+      } catch {
+        // not there yet, or its leader is moving
+      }
+      if (!stopped) await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+  void follow();
+  t.teardown(async () => {
+    stopped = true;
+    await messages?.close();
+    await nc.close();
   });
-  await nc.flush();
   return {
     events,
     nc,
@@ -61,7 +88,7 @@ export async function incusMembers(lab: FleetLab, on: string): Promise<{ name: s
 /** Fleet events as a WebSocket client of the coordinator receives them. */
 export async function socketEvents(t: ExecutionContext, lab: FleetLab, cluster?: string): Promise<FleetEvent[]> {
   const { default: WebSocket } = await import("ws");
-  const ws = new WebSocket(`${lab.coordinatorUrl.replace("http", "ws")}/v1/events/stream${cluster ? `?cluster=${cluster}` : ""}`);
+  const ws = new WebSocket(`${lab.coordinatorUrl.replace("http", "ws")}/v1/events/stream${cluster ? `?cluster=${cluster}` : ""}`, ["incus-fleet-events", `bearer.${lab.apiToken}`]);
   const events: FleetEvent[] = [];
   ws.on("message", (data) => events.push(JSON.parse(data.toString()) as FleetEvent));
   await new Promise((resolve, reject) => {
