@@ -12,15 +12,22 @@ const agentSchema = {
     arg: "coordinator-key-file",
   },
   hostActions: {
-    restartIncus: { doc: "Command that restarts Incus on this host, for rollouts ('' refuses the action)", format: String, default: "systemctl restart incus.service", env: "FLEET_ACTION_RESTART_INCUS", arg: "action-restart-incus" },
+    // The defaults start incus-fleet-action@.service (systemd/), which runs as root what the agent's own user may not.
+    restartIncus: {
+      doc: "Command that restarts Incus on this host, for rollouts ('' refuses the action)",
+      format: String,
+      default: "systemctl start incus-fleet-action@restart-incus.service",
+      env: "FLEET_ACTION_RESTART_INCUS",
+      arg: "action-restart-incus",
+    },
     upgradeIncus: {
       doc: "Command that upgrades Incus on this host to $INCUS_TARGET_VERSION and restarts it ('' refuses the action)",
       format: String,
-      default: "apt-get install -y --only-upgrade incus incus-base incus-client && systemctl restart incus.service",
+      default: 'systemctl start "incus-fleet-action@upgrade-incus:$(systemd-escape "$INCUS_TARGET_VERSION").service"',
       env: "FLEET_ACTION_UPGRADE_INCUS",
       arg: "action-upgrade-incus",
     },
-    reboot: { doc: "Command that reboots this host ('' refuses the action)", format: String, default: "systemctl reboot", env: "FLEET_ACTION_REBOOT", arg: "action-reboot" },
+    reboot: { doc: "Command that reboots this host ('' refuses the action)", format: String, default: "systemctl start incus-fleet-action@reboot.service", env: "FLEET_ACTION_REBOOT", arg: "action-reboot" },
     candidateVersion: {
       doc: "Command that prints the Incus version this host's packages would install",
       format: String,

@@ -353,10 +353,12 @@ export interface ClusterStatusBody {
     incus: { reachable: boolean | null; clustered: boolean | null; version: string | null };
     preflight: { name: string; ok: boolean; detail: string; fix?: string }[] | null;
     instances: { total: number; running: number } | null;
+    worstLinkMs: number | null;
   }[];
   links: { from: string; to: string; rttMs: number | null; state: string }[];
   plan: { object: string; action: string; status: string; reason: string; now: unknown; wanted: unknown }[];
   driftItems: string[];
-  observed: { config: Record<string, string>; pools: { name: string; status: string }[]; networks: { name: string; status: string }[] } | null;
+  failures: { object: string; error: string; at: number; count: number }[];
+  observed: { at: string; via: string; config: Record<string, string>; pools: { name: string; status: string }[]; networks: { name: string; status: string }[] } | null;
   recentActions: { kind: string; message: string; node?: string }[];
 }

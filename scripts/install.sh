@@ -17,6 +17,9 @@ command -v socat >/dev/null || packages+=(socat)
 command -v nft >/dev/null || packages+=(nftables)
 command -v unshare >/dev/null || packages+=(util-linux)
 command -v ip >/dev/null || packages+=(iproute2)
+command -v openssl >/dev/null || packages+=(openssl)
+# Incus runs dnsmasq for the DHCP and DNS of the bridge networks a spec declares.
+command -v dnsmasq >/dev/null || packages+=(dnsmasq-base)
 dpkg -s busybox-static >/dev/null 2>&1 || packages+=(busybox-static)
 need_incus=0
 [ -x /usr/libexec/incus/incusd ] || need_incus=1

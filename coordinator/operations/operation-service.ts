@@ -132,13 +132,13 @@ export class OperationService {
   }
 
   list(cluster?: string): Operation[] {
-    return this.ops.list(cluster);
+    return this.ops.list(cluster).map(shown);
   }
 
   get(id: string): Operation {
     const found = this.ops.find(id);
     if (!found) throw new FleetError(ErrorCode.NotFound, `no operation ${id}`);
-    return found.op;
+    return shown(found.op);
   }
 
   /** Asks the operation to stop at its next safe point (cancel) or before its next member (pause), or to go on (resume). */
@@ -152,13 +152,20 @@ export class OperationService {
       const next = { ...op, cancelRequested: op.cancelRequested || what === "cancel", pauseRequested: what === "pause" ? true : what === "resume" ? false : op.pauseRequested, updatedAt: new Date(this.clock.now()).toISOString() } as Operation;
       try {
         await this.ops.update(next, revision);
-        return next;
+        return shown(next);
       } catch (err) {
         if ((err as FleetError).code !== ErrorCode.Busy) throw err;
       }
     }
     throw new FleetError(ErrorCode.Busy, `operation ${id} keeps changing; try again`);
   }
+}
+
+/** An operation as the API shows it: a join's sealed token stays in the store. */
+function shown(op: Operation): Operation {
+  if (op.kind !== "join" || !op.data.token) return op;
+  const { token: _token, ...data } = op.data;
+  return { ...op, data };
 }
 
 /** Spares and stand-bys first, voters after, the database leader last: the fewest role changes. */

@@ -165,10 +165,10 @@ export function planFormation(s: ClusterSituation, limits: PlannerLimits): Forma
     const pf = preflightState(limits, h, target.address, now, formedAt);
     if (pf === "failed" && joinOp?.member !== m.name) {
       const checks = h.preflight!.report.checks;
-      const failed = checks.filter((c) => !c.ok);
+      const failed = checks.filter((c) => !c.ok).map((c) => `${c.detail}${c.fix ? ` (fix: ${c.fix})` : ""}`).join("; ");
       const retryAfterMs = Math.max(500, h.preflight!.at + limits.preflightFreshMs - now);
-      decisions[m.name] = { kind: "held", reason: `preflight failed: ${failed.map((c) => c.detail).join("; ")}`, checks, retryAfterMs };
-      waiting.push({ node: m.name, reason: `held at preflight: ${failed.map((c) => `${c.detail}${c.fix ? ` (fix: ${c.fix})` : ""}`).join("; ")}` });
+      decisions[m.name] = { kind: "held", reason: `preflight failed: ${failed}`, checks, retryAfterMs };
+      waiting.push({ node: m.name, reason: `held at preflight: ${failed}` });
       recheckMs = Math.min(recheckMs, retryAfterMs);
       continue;
     }

@@ -89,6 +89,8 @@ export class StatusView {
         groups: v?.groups ?? s?.groups ?? [],
         instances: h?.instances ?? null,
         clockOffsetMs: h?.clockOffsetMs ?? null,
+        /** The slowest TCP connect round trip from this member to its peers' cluster addresses (every link is probed; only flagged ones are listed in links). */
+        worstLinkMs: record?.health.worstLinkMs[name] ?? null,
         preflight: h?.preflight?.checks ?? null,
         failures: h?.failures ?? 0,
         lastFailure: h?.lastFailure ?? null,

@@ -1,6 +1,6 @@
 import test from "ava";
 import { setClusterLink } from "../../lab/network.js";
-import { eventLog, labFor, onlineMembers } from "../helpers/e2e.js";
+import { eventLog, labFor, onlineMembers, operationEnd, startOperation } from "../helpers/e2e.js";
 import { LabSlot } from "../helpers/lab-slots.js";
 
 type ErrorBody = { error: { code: string; message: string } };
@@ -35,9 +35,9 @@ test("a member cut off from the others splits the views: destructive actions are
 
   await setClusterLink(lab.member("node4").host, true);
   await lab.waitForCluster("lab", "views agree again", (s) => !s.held && onlineMembers(s).length === 4, 90_000);
-  const allowed = await lab.api<{ moved: unknown[] }>("/v1/clusters/lab/members/node2/evacuate", post);
-  t.is(allowed.status, 200, JSON.stringify(allowed.body));
-  t.is((await lab.api("/v1/clusters/lab/members/node2/restore", post)).status, 200);
+  const allowed = await operationEnd(lab, (await startOperation(lab, "/v1/clusters/lab/members/node2/evacuate")).id);
+  t.is(allowed.state, "succeeded", allowed.reason);
+  t.is((await operationEnd(lab, (await startOperation(lab, "/v1/clusters/lab/members/node2/restore")).id)).state, "succeeded");
   const degraded = log.events.find((e) => e.kind === "cluster.degraded" && (e.data as { held?: boolean }).held);
   t.truthy(degraded, "the hold was published");
 });

@@ -105,3 +105,37 @@ export function inOrder(events: FleetEvent[], expected: { kind: string; node?: s
   for (const e of events) if (i < expected.length && e.kind === expected[i]!.kind && (!expected[i]!.node || e.node === expected[i]!.node)) i += 1;
   return i === expected.length;
 }
+
+export interface OperationBody {
+  id: string;
+  kind: string;
+  member: string | null;
+  state: "running" | "paused" | "succeeded" | "failed" | "cancelled";
+  phase: string;
+  reason: string;
+  progress: { done: number; total: number } | null;
+  data: Record<string, unknown>;
+  history: { at: string; phase: string; note: string }[];
+}
+
+/** Starts a long action (answered 202 with its operation) and returns the operation. */
+export async function startOperation(lab: FleetLab, path: string, body: object = {}): Promise<OperationBody> {
+  const res = await lab.api<OperationBody & { error?: { code: string; message: string } }>(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  if (res.status !== 202) throw new Error(`${path} answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+/** Waits until an operation has ended, and returns it as it ended. */
+export async function operationEnd(lab: FleetLab, id: string, timeoutMs = 120_000): Promise<OperationBody> {
+  const end = Date.now() + timeoutMs;
+  let last: OperationBody | null = null;
+  while (Date.now() < end) {
+    const res = await lab.api<OperationBody>(`/v1/operations/${id}`).catch(() => null);
+    if (res?.status === 200) {
+      last = res.body;
+      if (["succeeded", "failed", "cancelled"].includes(last.state)) return last;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`operation ${id} did not end within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+}

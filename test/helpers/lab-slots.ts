@@ -7,11 +7,11 @@
 export const LabSlot = {
   formation: { slot: 0, prefix: "fform" },
   agentRestart: { slot: 1, prefix: "fagre" },
-  coordinatorRestart: { slot: 2, prefix: "fcore" },
+  failover: { slot: 2, prefix: "fcore" },
   growShrink: { slot: 3, prefix: "fgrow" },
   quorumLoss: { slot: 4, prefix: "fquor" },
   quorumKill: { slot: 5, prefix: "fkill" },
-  evacuate: { slot: 6, prefix: "fevac" },
+  maintenance: { slot: 6, prefix: "fmnt" },
   partition: { slot: 7, prefix: "fpart" },
   latency: { slot: 8, prefix: "flat" },
   detection: { slot: 9, prefix: "fdet" },
@@ -19,4 +19,5 @@ export const LabSlot = {
   browser: { slot: 11, prefix: "fweb" },
   benchFormation: { slot: 12, prefix: "bform" },
   benchDetection: { slot: 13, prefix: "bdet" },
+  converge: { slot: 15, prefix: "fconv" },
 } as const;

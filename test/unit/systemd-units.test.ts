@@ -1,6 +1,9 @@
 import test from "ava";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { loadAgentConfig } from "../../agent/config.js";
 import { COORDINATOR_NODE_FLAGS } from "../../coordinator/node-flags.js";
+import { run } from "../../lab/processes.js";
 
 function unit(name: string): Map<string, string[]> {
   const text = readFileSync(new URL(`../../../systemd/${name}`, import.meta.url), "utf8");
@@ -32,7 +35,42 @@ test("the agent reaches the Incus socket through the incus-admin group and gets 
   const u = unit("incus-fleet-agent.service");
   t.deepEqual(u.get("SupplementaryGroups"), ["incus-admin"]);
   t.true(u.get("RestrictAddressFamilies")![0]!.includes("AF_UNIX"));
-  t.regex(u.get("LoadCredential")![0]!, /^cluster-password:/);
+  t.true(u.get("LoadCredential")!.some((c) => c.startsWith("cluster-password:")));
   t.true(u.get("Environment")!.some((e) => e.startsWith("FLEET_CLUSTER_PASSWORD_FILE=%d/")));
   t.regex(u.get("After")![0]!, /incus\.service/);
+});
+
+test("both services get their NATS key (and the coordinator its signing key) as credentials, never from a readable file", (t) => {
+  const agent = unit("incus-fleet-agent.service");
+  t.true(agent.get("LoadCredential")!.some((c) => c.startsWith("nats.nk:")));
+  t.true(agent.get("Environment")!.includes("FLEET_NATS_NKEY_FILE=%d/nats.nk"));
+  const coordinator = unit("incus-fleet-coordinator.service");
+  for (const [credential, env] of [["nats.nk", "FLEET_NATS_NKEY_FILE"], ["signing.key", "FLEET_SIGNING_KEY_FILE"], ["api-token", "FLEET_API_TOKEN_FILE"]] as const) {
+    t.true(coordinator.get("LoadCredential")!.some((c) => c.startsWith(`${credential}:`)), credential);
+    t.true(coordinator.get("Environment")!.includes(`${env}=%d/${credential}`), env);
+  }
+});
+
+test("rollout actions go through the root action unit the polkit rule lets the agent start, and nothing else", (t) => {
+  const config = loadAgentConfig([], { FLEET_CLUSTER_PASSWORD: "x".repeat(12), FLEET_NATS_NKEY_FILE: "/dev/null", FLEET_COORDINATOR_KEY_FILE: "/dev/null", FLEET_NODE_ADDRESS: "192.0.2.11" });
+  for (const command of Object.values(config.hostActions)) t.regex(command!, /^systemctl start "?incus-fleet-action@/);
+  const action = unit("incus-fleet-action@.service");
+  t.deepEqual(action.get("Type"), ["oneshot"]);
+  t.regex(action.get("ExecStart")![0]!, /^\/opt\/incus-fleet\/systemd\/incus-fleet-host-action %I$/);
+  const rules = readFileSync(new URL("../../../systemd/50-incus-fleet.rules", import.meta.url), "utf8");
+  t.regex(rules, /subject\.user !== "incus-fleet"/);
+  t.regex(rules, /verb === "start"/);
+  t.true(existsSync(new URL("../../../systemd/incus-fleet-host-action", import.meta.url)));
+});
+
+test("the host-action script runs only the actions it knows, and checks the version it is given", async (t) => {
+  const script = fileURLToPath(new URL("../../../systemd/incus-fleet-host-action", import.meta.url));
+  const unknown = await run("/bin/sh", [script, "rm-rf"], { allowFail: true });
+  t.is(unknown.code, 2);
+  t.regex(unknown.stderr, /unknown action 'rm-rf'/);
+  const injected = await run("/bin/sh", [script, "upgrade-incus:6.0;reboot"], { allowFail: true });
+  t.is(injected.code, 2);
+  t.regex(injected.stderr, /needs a target version/);
+  const none = await run("/bin/sh", [script, "upgrade-incus"], { allowFail: true });
+  t.is(none.code, 2);
 });
