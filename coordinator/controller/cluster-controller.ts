@@ -195,8 +195,8 @@ export class ClusterController {
     const rt = this.runtimes.get(cluster);
     const spec = clusterOf(this.ports.spec(), cluster);
     if (!rt || !spec) return {};
-    const orphan = this.ports.ops.orphanLock(cluster);
-    if (orphan && this.clock.now() - orphan.at > 10_000) await this.ports.ops.releaseOrphan(cluster, orphan.revision);
+    const stale = this.ports.ops.staleLock(cluster);
+    if (stale && (stale.ended || this.clock.now() - stale.at > 10_000)) await this.ports.ops.releaseStale(cluster, stale.revision);
 
     const s = this.situation(cluster, spec, rt);
     const plan = planCluster(s, this.options.limits, rt.failures);

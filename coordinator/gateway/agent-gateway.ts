@@ -24,6 +24,7 @@ import {
 } from "../../shared/index.js";
 import type { Clock } from "../controller/clock.js";
 import type { Metrics } from "../metrics.js";
+import { isTransient } from "../store/jetstream-errors.js";
 import type { Challenges } from "./challenges.js";
 import type { AgentFacts } from "./agent-facts.js";
 import { RateLimiter } from "./rate-limiter.js";
@@ -162,7 +163,8 @@ export class AgentGateway {
         this.respond(msg, reply);
       })
       .catch((err: unknown) => {
-        const e = asFleetError(err);
+        // A store leader election is a moment's wait for the agent, which asks again: not an error of ours.
+        const e = isTransient(err) ? new FleetError(ErrorCode.Unavailable, "the fleet store is unavailable for a moment; ask again") : asFleetError(err);
         this.metrics.natsMessages.inc({ endpoint: kind, result: e.code === ErrorCode.AuthFailed || e.code === ErrorCode.SessionUnknown ? "unauthenticated" : "error" });
         if (e.code === ErrorCode.Internal) this.log.error({ endpoint: kind, cluster, node, err: e.message, stack: e.stack }, "request failed");
         else this.log.debug({ endpoint: kind, cluster, node, code: e.code, err: e.message }, "request refused");

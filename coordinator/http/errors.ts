@@ -1,6 +1,7 @@
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { asFleetError, ErrorCode, FleetError, pointerToPath, type Logger, type Problem } from "../../shared/index.js";
+import { isTransient } from "../store/jetstream-errors.js";
 
 interface ValidationIssue {
   instancePath?: string;
@@ -86,6 +87,10 @@ export function installErrorHandler(app: FastifyInstance, log: Logger): void {
     }
     const status = (err as FastifyError).statusCode;
     if (status && status >= 400 && status < 500) return send(reply, status, codeForStatus(status), err.message);
+    if (isTransient(err)) {
+      log.warn({ err: err.message, url: request.url }, "the fleet store is unavailable for a moment");
+      return send(reply, 503, ErrorCode.Unavailable, "the fleet store is unavailable for a moment (a NATS server or its leader is changing); try again");
+    }
     const fleet = asFleetError(err);
     log.error({ err: err.message, stack: err.stack, url: request.url }, "request failed");
     return send(reply, fleet.httpStatus >= 500 ? fleet.httpStatus : 500, fleet.code === ErrorCode.Internal ? ErrorCode.Internal : fleet.code, fleet.code === ErrorCode.Internal ? "internal error; see the coordinator log" : fleet.message);

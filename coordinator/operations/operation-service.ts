@@ -89,17 +89,27 @@ export class OperationService {
     return { record, m };
   }
 
+  /**
+   * Whether the member's state in the status is older than the last
+   * evacuation or restore of it: the views are a few seconds behind the
+   * operations, and an operator (or a script) who restores right after an
+   * evacuation ended must not be told it never happened.
+   */
+  private endedSince(cluster: string, member: string, kind: "evacuate" | "restore", statusAt: number): boolean {
+    return this.ops.list(cluster).some((o) => o.kind === kind && o.member === member && o.state === "succeeded" && o.finishedAt !== null && Date.parse(o.finishedAt) >= statusAt);
+  }
+
   async evacuate(cluster: string, member: string, options: { mode?: EvacuationMode; force?: boolean }): Promise<Operation> {
     const { record, m } = this.member(cluster, member);
-    if (m.effectiveStatus === "Evacuated") throw new FleetError(ErrorCode.MaintenanceRefused, `${member} is already evacuated; restore it first`);
+    if (m.effectiveStatus === "Evacuated" && !this.endedSince(cluster, member, "restore", record.at)) throw new FleetError(ErrorCode.MaintenanceRefused, `${member} is already evacuated; restore it first`);
     const instances = record.observed?.instances[member]?.total ?? null;
     this.check(cluster, { kind: "evacuate", member, force: options.force === true }, instances);
     return this.begin(newOperation("evacuate", { cluster, member, force: options.force, requestedBy: "operator", params: { mode: options.mode ?? "auto" }, data: {}, now: this.clock.now() }));
   }
 
   async restore(cluster: string, member: string, options: { force?: boolean }): Promise<Operation> {
-    const { m } = this.member(cluster, member);
-    if (m.effectiveStatus === "Online" && !options.force) throw new FleetError(ErrorCode.MaintenanceRefused, `${member} is not evacuated; there is nothing to restore`);
+    const { record, m } = this.member(cluster, member);
+    if (m.effectiveStatus === "Online" && !options.force && !this.endedSince(cluster, member, "evacuate", record.at)) throw new FleetError(ErrorCode.MaintenanceRefused, `${member} is not evacuated; there is nothing to restore`);
     this.check(cluster, { kind: "restore", member, force: options.force === true }, null);
     return this.begin(newOperation("restore", { cluster, member, force: options.force, requestedBy: "operator", params: {}, data: {}, now: this.clock.now() }));
   }

@@ -15,8 +15,10 @@ export function viewMembers(s: ClusterSituation): { name: string; status: string
 export function isClusteredHere(s: ClusterSituation, node: string): boolean {
   const facts = s.hosts[node]?.facts;
   // A member whose join is still running is not a member yet, whatever else says so.
-  if (!facts?.incus.clustered || facts.incus.busy) return false;
+  if (facts?.incus.busy) return false;
+  // The cluster listing it is the authority: a member whose own daemon is down is still a member, not a joiner.
   if (s.health?.members?.some((m) => m.name === node) && !s.recentlyRemoved.has(node)) return true;
+  if (!facts?.incus.clustered) return false;
   const known = facts.incus.members;
   if (!known) return true;
   return known.some((m) => m !== node && s.spec.members.some((x) => x.name === m)) || s.claim?.node === node;

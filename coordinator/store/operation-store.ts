@@ -37,18 +37,25 @@ export class OperationStore {
     return null;
   }
 
-  /** The operation holding the cluster's lock, if any. */
+  /** The running (or paused) operation holding the cluster's lock, if any. */
   active(cluster: string): { op: Operation; revision: number } | null {
     const lock = this.cache.get(lockKey(cluster)) as Lock | undefined;
-    return lock ? this.get(cluster, lock.id) : null;
+    const found = lock ? this.get(cluster, lock.id) : null;
+    return found && !FINISHED.has(found.op.state) ? found : null;
   }
 
-  /** A lock whose operation cannot be found: the writer died between taking it and writing the operation. */
-  orphanLock(cluster: string): { revision: number; at: number } | null {
+  /**
+   * A lock nothing runs under: its operation ended but the release did not
+   * reach the store (it is released at once), or it was never written (the
+   * writer died between the two writes; released once clearly abandoned).
+   */
+  staleLock(cluster: string): { revision: number; at: number; ended: boolean } | null {
     const e = this.cache.entry(lockKey(cluster));
     if (!e) return null;
     const lock = e.value as Lock;
-    return this.get(cluster, lock.id) ? null : { revision: e.revision, at: lock.at };
+    const found = this.get(cluster, lock.id);
+    if (found && !FINISHED.has(found.op.state)) return null;
+    return { revision: e.revision, at: lock.at, ended: found !== null };
   }
 
   list(cluster?: string): Operation[] {
@@ -74,12 +81,17 @@ export class OperationStore {
     return { op, revision };
   }
 
-  /** Writes the next state of an operation, if nobody wrote it since `revision`. */
+  /**
+   * Writes the next state of an operation, if nobody wrote it since
+   * `revision`. An operation written as ended gives its lock back here; if
+   * that release does not reach the store, the lock is stale and the
+   * cluster's controller releases it (see `staleLock`).
+   */
   async update(op: Operation, revision: number): Promise<number> {
     try {
       const next = await this.cache.kv.update(opKey(op.cluster, op.id), json(op), revision);
       this.cache.remember(opKey(op.cluster, op.id), op, next);
-      if (FINISHED.has(op.state)) await this.release(op.cluster, op.id);
+      if (FINISHED.has(op.state)) await this.releaseLock(op.cluster, op.id).catch(() => undefined);
       return next;
     } catch (err) {
       if (isCasConflict(err)) throw new FleetError(ErrorCode.Busy, `operation ${op.id} was changed by someone else; reading it again`);
@@ -88,7 +100,7 @@ export class OperationStore {
   }
 
   /** Releases the cluster's lock, only if this operation holds it. */
-  async release(cluster: string, id: string): Promise<void> {
+  private async releaseLock(cluster: string, id: string): Promise<void> {
     const entry = await this.cache.kv.get(lockKey(cluster));
     if (!entry || entry.operation !== "PUT" || entry.json<Lock>().id !== id) return;
     try {
@@ -98,7 +110,7 @@ export class OperationStore {
     }
   }
 
-  async releaseOrphan(cluster: string, revision: number): Promise<void> {
+  async releaseStale(cluster: string, revision: number): Promise<void> {
     try {
       await this.cache.kv.delete(lockKey(cluster), { previousSeq: revision });
     } catch (err) {

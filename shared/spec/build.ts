@@ -43,7 +43,7 @@ export interface ClusterDraft {
 }
 
 /** Keys that name one member's own listener: incus-fleet sets them from each member's address. */
-const PER_MEMBER_SERVER_KEYS = new Set(["core.https_address", "cluster.https_address"]);
+export const PER_MEMBER_SERVER_KEYS: ReadonlySet<string> = new Set(["core.https_address", "cluster.https_address"]);
 
 function stringify(value: ConfigValue): string {
   return typeof value === "string" ? value : String(value);
@@ -136,7 +136,9 @@ export function buildCluster(draft: ClusterDraft, seenAddresses: Map<string, str
   } else if (draft.password === undefined || draft.password === "") {
     problems.push({
       path: draft.passwordPath,
-      message: draft.salt ? "missing cluster_password: add cluster_password to the cluster_members entries (or to the pillar)" : "missing cluster_password: agents prove they know it before they get a role",
+      message: draft.salt
+        ? "missing cluster_password: add cluster_password to the cluster_members entries or the incus.cluster_member_present states (or to the pillar's incus: key)"
+        : "missing cluster_password: agents prove they know it before they get a role",
     });
   } else if (draft.password.length < MIN_PASSWORD_LENGTH) {
     problems.push({ path: draft.passwordPath, message: `cluster_password is too short: at least ${MIN_PASSWORD_LENGTH} characters` });
@@ -174,7 +176,15 @@ export function buildCluster(draft: ClusterDraft, seenAddresses: Map<string, str
   }
   const present = members.filter((m) => m.present);
   if (members.length === 0) problems.push({ path: draft.membersPath, message: "a cluster needs at least one member" });
-  else if (present.length === 0) problems.push({ path: draft.membersPath, message: "every member is marked absent; a cluster needs at least one present member" });
+  else if (present.length === 0) {
+    // A spec gives the whole cluster, so a removal alone (the seed's cluster_member_absent example) leaves nothing to keep.
+    problems.push({
+      path: draft.membersPath,
+      message: draft.salt
+        ? "every member is marked absent; a cluster needs at least one present member: add the members that stay (cluster_members entries or incus.cluster_member_present states) beside the one to remove"
+        : "every member is marked absent; a cluster needs at least one present member",
+    });
+  }
 
   let bootstrap: string | null = null;
   if (draft.bootstrap !== undefined) {

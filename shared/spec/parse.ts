@@ -9,12 +9,20 @@ import { isMinionPillar, isStateEntry, PILLAR_KEYS, pillarFragments, saltDraft, 
 const nativeValidator = new Validator(NativeInput);
 
 /** Top-level keys people put there by mistake, and where they belong. */
-const MISPLACED = new Set(["storage_pools", "networks", "server_settings", "cluster_members", "instances", "cluster_password", "cluster_name", "members"]);
+const MISPLACED = new Set(["storage_pools", "networks", "server_settings", "cluster_members", "cluster_password", "cluster_name", "members"]);
+
+/** The first line of a text that is a Jinja template rather than YAML (comment lines aside). */
+function jinjaLine(text: string): { line: number; text: string } | null {
+  const lines = text.split("\n");
+  const at = lines.findIndex((l) => !l.trimStart().startsWith("#") && (l.includes("{%") || l.includes("{{")));
+  return at < 0 ? null : { line: at + 1, text: lines[at]!.trim() };
+}
 
 function collectTemplates(value: unknown, path: string, problems: Problem[]): void {
   if (typeof value === "string") {
     if (value.includes("{%")) problems.push({ path, message: "holds Jinja logic ({% … %}); render it for each minion first: salt '*' pillar.items --out=yaml, and give incus-fleet that output" });
-    else if (value.includes("{{")) problems.push({ path, message: "holds an unrendered Salt/Jinja template; render the pillar first (salt-call pillar.items --out=yaml)" });
+    // Not salt-call: its output wraps the pillar under 'local', which would then be read as a minion id.
+    else if (value.includes("{{")) problems.push({ path, message: "holds an unrendered Salt/Jinja template; render the pillar first: salt '*' pillar.items --out=yaml, and give incus-fleet that output" });
   } else if (Array.isArray(value)) {
     value.forEach((v, i) => collectTemplates(v, `${path}[${i}]`, problems));
   } else if (value && typeof value === "object") {
@@ -71,11 +79,24 @@ function draftsOf(doc: Record<string, unknown>, problems: Problem[], warnings: P
     const fragments = pillarFragments(entries, problems);
     return { shape: "minions", drafts: problems.length > 0 ? [] : [saltDraft(fragments, [], problems, warnings)] };
   }
+  if (minionKeys.length > 0 && pillarKeys.length === 0 && stateKeys.length === 0) {
+    // salt '*' lists every minion, those outside the cluster too: name those, not the cluster's own.
+    for (const k of keys.filter((k) => !minionKeys.includes(k))) {
+      problems.push({
+        path: k,
+        message: `has none of the pillar keys ${PILLAR_KEYS.join(", ")}; if it is a minion outside the cluster, leave it out: give only the cluster's minions, e.g. salt -L '${minionKeys.join(",")}' pillar.items --out=yaml`,
+      });
+    }
+    return { shape: "minions", drafts: [] };
+  }
   const other = keys.filter((k) => !pillarKeys.includes(k) && !stateKeys.includes(k));
   for (const k of other) {
     problems.push({
       path: k,
-      message: MISPLACED.has(k)
+      // The seed's pillar has instances too, but incus-fleet's own shape has no place for them.
+      message: k === "instances"
+        ? "is not about the cluster: incus-fleet does not manage instances; leave it to Salt, or put it under the pillar's 'incus:' key, where it is passed over with a warning"
+        : MISPLACED.has(k)
         ? `belongs under the pillar's 'incus:' key (or under clusters.<name> in incus-fleet's own shape)`
         : "unknown top-level key: give 'clusters', a Salt pillar ('incus', 'incus_bootstrap', 'incus_cluster', 'incus_join'), the output of salt '*' pillar.items, or rendered incus.cluster_member_present/absent states",
     });
@@ -120,7 +141,15 @@ export function parseSpec(input: unknown, options: ParseOptions = {}): ParsedSpe
 /** Parses YAML or JSON text strictly (duplicate keys, nesting), then validates it. */
 export function parseSpecText(text: string, options: ParseOptions = {}): ParsedSpec {
   const parsed = parseDocumentText(text);
-  if (!parsed.ok) throw new SpecError([parsed.problem]);
+  if (!parsed.ok) {
+    // Jinja logic ({% if %} lines, templated keys) is no YAML until Salt renders it; where the YAML parser tripped on it says nothing useful.
+    const jinja = jinjaLine(text);
+    throw new SpecError([
+      jinja
+        ? { path: "(document)", message: `is a Salt/Jinja template (line ${jinja.line}: ${jinja.text}), not YAML yet; render it for each minion first: salt '*' pillar.items --out=yaml, and give incus-fleet that output` }
+        : parsed.problem,
+    ]);
+  }
   return parseSpec(parsed.value, options);
 }
 

@@ -3,7 +3,7 @@ import type { Problem } from "../errors.js";
 import { canonicalJson } from "../canonical-json.js";
 import { canonicalAddress, isWildcardHost, parseAddress } from "../names.js";
 import { Validator } from "../validation.js";
-import type { ClusterDraft, MemberDraft } from "./build.js";
+import { PER_MEMBER_SERVER_KEYS, type ClusterDraft, type MemberDraft } from "./build.js";
 import { MemberStateArgs, PillarInput, type MemberInput, type NetworkInput, type PoolInput } from "./input.js";
 import { DEFAULT_CLUSTER_NAME } from "./model.js";
 
@@ -82,6 +82,35 @@ function agreeOn<T>(values: Keyed<T>[], problems: Problem[], what: string): Keye
   return first;
 }
 
+/**
+ * Where the bootstrap host is: the cluster.https_address the pillar gives. Rendered per minion, each minion may give
+ * its own (the seed templates it from grains): the joining ones are listed members, and the one left over bootstraps.
+ */
+function bootstrapAddress(fragments: Fragment[], listed: Set<string | null>, problems: Problem[]): { address: string; path: string; minions: string[] } | undefined {
+  const given: { address: string; path: string; minion: string | undefined }[] = [];
+  for (const f of fragments) {
+    const value = f.pillar.server_settings?.config?.["cluster.https_address"];
+    if (value === undefined) continue;
+    const path = `${f.path}.server_settings.config.cluster.https_address`;
+    const parsed = parseAddress(String(value));
+    if (!parsed || isWildcardHost(parsed.host)) problems.push({ path, message: `'${value}' is not the bootstrap host's own address; give the address other members reach it on (e.g. 192.0.2.11:8443)` });
+    else given.push({ address: canonicalAddress(String(value))!, path, minion: f.minion });
+  }
+  const addresses = [...new Set(given.map((g) => g.address))];
+  // Fragments of one document were merged, and a key given two ways there is already refused.
+  if (addresses.length > 1 && given.some((g) => g.minion === undefined)) return undefined;
+  const left = addresses.length > 1 ? addresses.filter((a) => !listed.has(a)) : addresses;
+  const pathsOf = (list: string[]) => given.filter((g) => list.includes(g.address)).map((g) => g.path);
+  if (left.length === 0 && addresses.length > 1) {
+    problems.push({ path: pathsOf(addresses)[0]!, message: `the minions give different cluster.https_address values (${pathsOf(addresses).join(", ")}), each a listed member's: say which host bootstraps with 'bootstrap: <member>'` });
+  } else if (left.length > 1) {
+    problems.push({ path: pathsOf(left)[1]!, message: `only one host bootstraps, but ${pathsOf(left).join(", ")} give addresses no listed member has: list the hosts that join under cluster_members` });
+  }
+  if (left.length !== 1) return undefined;
+  const at = given.filter((g) => g.address === left[0]);
+  return { address: left[0]!, path: at[0]!.path, minions: at.flatMap((g) => (g.minion === undefined ? [] : [g.minion])) };
+}
+
 /** Reads the pillar fragments and states of a Salt document into one cluster. */
 export function saltDraft(fragments: Fragment[], states: { id: string; value: unknown }[], problems: Problem[], warnings: Problem[]): ClusterDraft {
   for (const f of fragments) {
@@ -94,7 +123,13 @@ export function saltDraft(fragments: Fragment[], states: { id: string; value: un
   const pools = new Map<string, Keyed<PoolInput>>();
   const networks = new Map<string, Keyed<NetworkInput>>();
   for (const f of fragments) {
-    for (const [k, v] of Object.entries(f.pillar.server_settings?.config ?? {})) mergeInto(settings, k, v, `${f.path}.server_settings.config.${k}`, problems, `setting ${k}`);
+    for (const [k, v] of Object.entries(f.pillar.server_settings?.config ?? {})) {
+      const at = `${f.path}.server_settings.config.${k}`;
+      // Rendered per minion, a listener key is each minion's own address (the seed templates it from grains): they differ by design.
+      if (f.minion !== undefined && PER_MEMBER_SERVER_KEYS.has(k)) {
+        if (!settings.has(k)) settings.set(k, { value: v, path: at });
+      } else mergeInto(settings, k, v, at, problems, `setting ${k}`);
+    }
     for (const [n, m] of Object.entries(f.pillar.cluster_members ?? {})) mergeInto(members, n, m, `${f.path}.cluster_members.${n}`, problems, `member ${n}`);
     for (const [n, p] of Object.entries(f.pillar.storage_pools ?? {})) mergeInto(pools, n, p, `${f.path}.storage_pools.${n}`, problems, `storage pool ${n}`);
     for (const [n, x] of Object.entries(f.pillar.networks ?? {})) mergeInto(networks, n, x, `${f.path}.networks.${n}`, problems, `network ${n}`);
@@ -143,32 +178,37 @@ export function saltDraft(fragments: Fragment[], states: { id: string; value: un
   // The bootstrap host: the one at cluster.https_address, listed or not (then named by its minion id, or by the agent that enrolls from there).
   let bootstrap = explicitBootstrap?.value;
   let bootstrapPath = explicitBootstrap?.path ?? `${fragments[0]?.path ?? "incus"}.bootstrap`;
-  const https = settings.get("cluster.https_address");
-  if (https && bootstrap === undefined) {
-    const address = String(https.value);
-    const parsed = parseAddress(address);
-    bootstrapPath = https.path;
-    if (!parsed || isWildcardHost(parsed.host)) {
-      problems.push({ path: https.path, message: `'${address}' is not the bootstrap host's own address; give the address other members reach it on (e.g. 192.0.2.11:8443)` });
-    } else {
-      const canonical = canonicalAddress(address);
-      const listed = drafts.find((d) => canonicalAddress(d.input.address) === canonical);
-      if (listed) bootstrap = listed.name;
-      else {
-        const owner = fragments.find((f) => f.pillar.server_settings?.config?.["cluster.https_address"] !== undefined)?.minion;
-        const memberName = owner ?? placeholderName(canonical ?? address);
-        drafts.unshift({ name: memberName, named: owner !== undefined, input: { address }, path: https.path });
-        bootstrap = memberName;
-        if (!owner) warnings.push({ path: https.path, message: `the bootstrap host at ${canonical} is not listed by name; it takes the name of the agent that enrolls from that address` });
-      }
+  const host = bootstrap === undefined ? bootstrapAddress(fragments, new Set(drafts.map((d) => canonicalAddress(d.input.address))), problems) : undefined;
+  if (host) {
+    bootstrapPath = host.path;
+    const listed = drafts.find((d) => canonicalAddress(d.input.address) === host.address);
+    if (listed) bootstrap = listed.name;
+    else {
+      // A pillar given to every minion is carried by the joining ones too; only a minion that is not a listed member can be the host there.
+      const owners = [...new Set(host.minions.filter((m) => !members.has(m)))];
+      const owner = owners.length === 1 ? owners[0] : undefined;
+      const memberName = owner ?? placeholderName(host.address);
+      drafts.unshift({ name: memberName, named: owner !== undefined, input: { address: host.address }, path: host.path });
+      bootstrap = memberName;
+      if (!owner) warnings.push({ path: host.path, message: `the bootstrap host at ${host.address} is not listed by name; it takes the name of the agent that enrolls from that address` });
     }
   }
   const present = drafts.filter((d) => d.input.present !== false);
-  if (bootstrap === undefined && present.length > 0) {
-    problems.push({
-      path: fragments[0]?.path ?? states[0]?.id ?? "(top level)",
-      message: "no bootstrap host: add server_settings.config.cluster.https_address with the address of the host that bootstraps the cluster (the seed's Step 1 pillar), or 'bootstrap: <member>'",
-    });
+  // Where cluster.https_address is given but names no bootstrap host, the reason is already refused.
+  const httpsGiven = fragments.some((f) => f.pillar.server_settings?.config?.["cluster.https_address"] !== undefined);
+  if (bootstrap === undefined && present.length > 0 && !httpsGiven) {
+    problems.push(
+      fragments.length > 0
+        ? {
+            path: fragments[0]!.path,
+            message: "no bootstrap host: add server_settings.config.cluster.https_address with the address of the host that bootstraps the cluster (the seed's Step 1 pillar), or 'bootstrap: <member>'",
+          }
+        : {
+            // The member states only join hosts to a cluster that exists: which one bootstraps goes in a pillar key beside them.
+            path: "incus",
+            message: "no bootstrap host: the cluster_member_present states only join hosts; add an 'incus:' key beside them with server_settings.config.cluster.https_address (the address of the host that bootstraps the cluster, as in the seed's Step 1 pillar), or 'bootstrap: <member>'",
+          },
+    );
   }
   if (members.size === 0 && present.length === 0 && drafts.length === 0) {
     problems.push({ path: fragments[0]?.path ?? "(top level)", message: "no members: add cluster_members (the hosts that join) and server_settings.config.cluster.https_address (the host that bootstraps)" });

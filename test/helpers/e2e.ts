@@ -11,6 +11,13 @@ import type { FleetEvent } from "../../shared/index.js";
 export async function labFor(t: ExecutionContext, options: LabOptions): Promise<FleetLab> {
   const lab = await FleetLab.create(options);
   t.teardown(async () => {
+    if (!t.passed && lab.coordinators.some((c) => c.daemon)) {
+      // What the coordinator thought it should do next says more than any log line.
+      for (const cluster of lab.options.clusters ?? ["lab"]) {
+        const s = await lab.api<{ phase: string; next: string | null; plan: unknown[]; reasons: unknown[]; operation: unknown }>(`/v1/clusters/${cluster}`, { coordinator: lab.coordinators.find((c) => c.daemon)!.index }).catch(() => null);
+        if (s) t.log(`--- status of ${cluster}: ${JSON.stringify({ phase: s.body.phase, next: s.body.next, operation: s.body.operation, plan: s.body.plan, reasons: s.body.reasons })}`);
+      }
+    }
     if (!t.passed && existsSync(lab.root)) {
       for (const file of readdirSync(lab.root).filter((f) => f.endsWith(".log"))) {
         const tail = readFileSync(join(lab.root, file), "utf8").split("\n").filter((l) => !/level=warning|cpuset|instance types/.test(l)).slice(-25).join("\n");

@@ -129,9 +129,9 @@ test("a lock whose operation was never written is released after a while; nothin
   await h.store.opsKv.create("lock.c", new TextEncoder().encode(JSON.stringify({ id: "ghost", at: h.clock.now() })));
   h.controller.own("c", 1);
   await h.advance(2_000);
-  t.truthy(h.ops.orphanLock("c"), "not before it is clearly abandoned");
+  t.truthy(h.ops.staleLock("c"), "not before it is clearly abandoned");
   await h.advance(10_000);
-  t.is(h.ops.orphanLock("c"), null);
+  t.is(h.ops.staleLock("c"), null);
 });
 
 test("an evacuation runs through another member's agent, reports what moved, and releases the lock; a resumed one does not evacuate twice", async (t) => {

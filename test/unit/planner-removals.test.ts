@@ -41,3 +41,13 @@ test("removals wait for joins to finish", (t) => {
   const p = plan(situationOf(spec, [...hosts, host("node5", facts(false))], { claim: formed(), health: view(), observed: observed({ members }) }));
   t.not(p.next?.kind, "begin-remove");
 });
+
+test("a member whose own daemon is down is still a member: it is not taken for a joiner, and a forced removal of another dead member goes ahead", (t) => {
+  const spec = specOf(["node1", "node2", "node3", "node4"]);
+  spec.members[1] = { ...spec.members[1]!, present: false, force: true };
+  // node2 and node3 are stopped: their agents say Incus is unreachable (so not clustered, as far as they can tell); the cluster lists both offline.
+  const down = (n: string) => host(n, { ...facts(false), incus: { observedAt: 0, reachable: false, clustered: false, error: "ENOENT" } });
+  const p = plan(situationOf(spec, [hosts[0]!, down("node2"), down("node3"), hosts[3]!], { claim: formed(), health: view({ node2: "Offline", node3: "Offline" }), observed: observed({ members }) }));
+  t.false(p.changes.some((c) => c.object === "member node3"), "node3 is no joiner");
+  t.like(p.next, { kind: "begin-remove", node: "node2", force: true });
+});
