@@ -23,12 +23,13 @@ import {
 import type { AgentConfig } from "./config.js";
 import { runCommand } from "./commands/index.js";
 import { candidateVersion } from "./commands/host-actions.js";
+import { hostNetwork, type ClusterNetwork } from "./cluster-network.js";
 import { CoordinatorLink, type ClockSample } from "./coordinator-link.js";
 import { ensureBootstrapped, ensureJoined } from "./formation.js";
 import { HeartbeatCollector } from "./heartbeat.js";
 import { IncusClient } from "./incus-client.js";
 import { nodeFacts, readCapabilities, readIdentity, readIncusFacts, runningMembershipOperation } from "./node-facts.js";
-import { runPreflight, standInOnClusterPort, type PortStandIn } from "./preflight.js";
+import { runPreflight, type PortStandIn } from "./preflight.js";
 import { WakeableSleep } from "./wakeable-sleep.js";
 
 const commandCodec = new WireCodec("Command", Command);
@@ -88,12 +89,13 @@ export class FleetAgent {
     private readonly coordinatorKey: KeyObject,
     private readonly log: Logger,
     keys?: ClusterKeys,
+    private readonly network: ClusterNetwork = hostNetwork,
   ) {
     this.keys = keys ?? deriveClusterKeys(config.cluster, config.password);
     this.incus = new IncusClient(config.incusSocket, config.incusTimeoutMs);
     this.link = new CoordinatorLink(nc, this.keys, coordinatorKey, config.cluster, config.node, config.requestTimeoutMs);
     this.serverName = config.node;
-    this.collector = new HeartbeatCollector(this.incus, () => this.serverName, {
+    this.collector = new HeartbeatCollector(this.incus, this.network.probe, () => this.serverName, {
       intervalMs: config.heartbeatIntervalMs,
       peersPerRound: config.probePeersPerRound,
       // Every part of a beat must fit in the interval, or a slow daemon would make the agent look lost.
@@ -235,9 +237,9 @@ export class FleetAgent {
   }
 
   private async prepare(assignment: Extract<Assignment, { kind: "prepare" }>): Promise<PreflightReport> {
-    this.standIn ??= await standInOnClusterPort(this.config.address);
+    this.standIn ??= await this.network.standIn(this.config.address);
     const own = await readIncusFacts(this.incus);
-    const report = await runPreflight({
+    const report = await runPreflight(this.network.probe, {
       target: assignment.target,
       expectedVersion: assignment.expectedVersion,
       ownVersion: own.version,
@@ -348,7 +350,7 @@ export class FleetAgent {
 
   /** Long commands for one member run once at a time: a coordinator that took over and asks again gets the same result. */
   private runOnce(body: Command["body"]): Promise<CommandResult> {
-    const run = () => runCommand({ incus: this.incus, keys: this.keys, cluster: this.config.cluster, address: this.config.address, hostActions: this.config.hostActions }, body);
+    const run = () => runCommand({ incus: this.incus, keys: this.keys, cluster: this.config.cluster, address: this.config.address, hostActions: this.config.hostActions, probe: this.network.probe }, body);
     if (!LONG_COMMANDS.has(body.kind)) return run();
     const key = `${body.kind}/${"member" in body ? body.member : this.config.node}`;
     const known = this.running.get(key);

@@ -1,7 +1,7 @@
 import type { ClusterView, Heartbeat, IncusFacts, PeerLatency, PoolState } from "../shared/index.js";
 import type { IncusClient } from "./incus-client.js";
 import { readIncusFacts } from "./node-facts.js";
-import { probeTcp } from "./tcp-probe.js";
+import type { Probe } from "./tcp-probe.js";
 
 type HeartbeatBody = Omit<Heartbeat, "cluster" | "node" | "instance" | "seq" | "sentAt">;
 
@@ -53,6 +53,7 @@ export class HeartbeatCollector {
 
   constructor(
     private readonly incus: IncusClient,
+    private readonly probe: Probe,
     private readonly ownName: () => string,
     private readonly options: HeartbeatOptions,
   ) {}
@@ -122,7 +123,7 @@ export class HeartbeatCollector {
     this.cursor = next;
     return Promise.all(
       round.map(async (peer) => {
-        const r = await probeTcp(peer.address, 1, this.options.probeTimeoutMs);
+        const r = await this.probe(peer.address, 1, this.options.probeTimeoutMs);
         return { node: peer.node, address: peer.address, rttMs: r.rttMs, ...(r.error ? { error: r.error } : {}), at: Date.now() };
       }),
     );

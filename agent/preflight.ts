@@ -1,6 +1,6 @@
 import { createServer } from "node:net";
 import { parseAddress, type PreflightCheck, type PreflightReport } from "../shared/index.js";
-import { probeTcp } from "./tcp-probe.js";
+import type { Probe } from "./tcp-probe.js";
 
 export interface PreflightInput {
   target: { node: string; address: string };
@@ -15,20 +15,20 @@ export interface PreflightInput {
  * a token: can it reach the cluster port, is the link fast enough, does it
  * run the same Incus, is its clock in step.
  */
-export async function runPreflight(input: PreflightInput): Promise<PreflightReport> {
+export async function runPreflight(probe: Probe, input: PreflightInput): Promise<PreflightReport> {
   const checks: PreflightCheck[] = [];
   const { target, limits } = input;
-  const probe = await probeTcp(target.address, 3, 1_000);
-  if (!probe.reachable) {
+  const reached = await probe(target.address, 3, 1_000);
+  if (!reached.reachable) {
     checks.push({
       name: "port",
       ok: false,
-      detail: `cannot reach ${target.node} at ${target.address}: ${probe.error ?? "unreachable"}`,
+      detail: `cannot reach ${target.node} at ${target.address}: ${reached.error ?? "unreachable"}`,
       fix: `open TCP ${target.address.split(":").pop()} between members (nft/iptables on both hosts) and check the route to ${target.address}`,
     });
   } else {
     checks.push({ name: "port", ok: true, detail: `${target.address} reachable` });
-    const rtt = probe.rttMs ?? 0;
+    const rtt = reached.rttMs ?? 0;
     checks.push(
       rtt <= limits.latencyMs
         ? { name: "latency", ok: true, detail: `${rtt.toFixed(1)} ms to ${target.node}` }

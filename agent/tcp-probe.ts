@@ -8,6 +8,9 @@ export interface ProbeResult {
   error?: string;
 }
 
+/** One latency probe of a cluster address: `probeTcp` on a host. */
+export type Probe = (address: string, attempts: number, timeoutMs: number) => Promise<ProbeResult>;
+
 function connectOnce(host: string, port: number, timeoutMs: number): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const started = process.hrtime.bigint();

@@ -1,30 +1,93 @@
 /**
- * Formation benchmark: real incusd members in network namespaces, for each
- * size N, the time from "spec applied, agents waiting" to "all N members
- * joined" through incus-fleet, and in the same run the floor: a minimal
- * driver making the same REST calls directly (bootstrap, then mint a token
- * and join, one member after another).
+ * Formation benchmark: real incusd members in network namespaces. For each
+ * size N, in the same run and against the same daemons:
  *
- *   node dist/bench/formation.js --sizes 3,5,7 --reps 3
+ * - formation: from "spec applied, agents waiting" to "all N members
+ *   joined" through incus-fleet, and the floor, a minimal driver making the
+ *   same REST calls directly (bootstrap, then mint a token and join, one
+ *   member after another);
+ * - converged: the same with server settings (max_voters, max_standby,
+ *   offline_threshold), a dir pool and a bridge network, until every member
+ *   is online with the roles the settings ask for and both objects are
+ *   created everywhere; the floor makes the calls in the best order it can
+ *   (settings, pool and network on the bootstrap member, then the joins);
+ * - with --coordinators 2, the formation again with two coordinators sharing
+ *   the store.
+ *
+ *   node dist/bench/formation.js --sizes 3,5,7 --reps 5 [--coordinators 2]
  *
  * Prints one JSON line per run and per size summary.
  */
-import { connect } from "@nats-io/transport-node";
 import { randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { FleetLab } from "../lab/fleet-lab.js";
 import { removeStateDir, startIncusd, stopIncusd } from "../lab/incus-member.js";
 import { waitFor } from "../lab/processes.js";
-import { encodeJoinToken, Subject, type FleetEvent } from "../shared/index.js";
+import { IncusClient } from "../agent/incus-client.js";
+import { encodeJoinToken } from "../shared/index.js";
 import { arg, emit, median, round, runBenchmark } from "./results.js";
 
-/** The floor: the fewest REST calls that form the cluster, made back to back by one driver. */
-async function formDirectly(lab: FleetLab, names: string[]): Promise<{ ms: number; joins: { mintMs: number; joinMs: number }[] }> {
+const CLUSTER = "bench";
+const PASSWORD = "bench-password";
+const TARGET = 1.1;
+
+/** What the converged runs ask for, in the spec and from the floor alike. */
+const SETTINGS = { "cluster.max_voters": "5", "cluster.max_standby": "2", "cluster.offline_threshold": "30" };
+const POOL = { name: "local", driver: "dir" };
+const NETWORK = { name: "br0", type: "bridge", config: { "ipv4.address": "none", "ipv6.address": "none" } };
+
+type Mode = "formation" | "converged";
+
+/** Voters and stand-bys Incus settles on for N members under SETTINGS. */
+function wantedRoles(n: number): { voters: number; standby: number } {
+  const voters = Math.min(n, Number(SETTINGS["cluster.max_voters"]));
+  return { voters, standby: Math.min(n - voters, Number(SETTINGS["cluster.max_standby"])) };
+}
+
+/** Whether the cluster, as Incus reports it, is what the run asked for. */
+async function reached(client: IncusClient, names: string[], mode: Mode): Promise<boolean> {
+  const members = await client.members().catch(() => []);
+  if (members.length !== names.length || members.some((m) => m.status !== "Online")) return false;
+  if (mode === "formation") return true;
+  const roles = wantedRoles(names.length);
+  const voters = members.filter((m) => m.roles?.includes("database")).length;
+  const standby = members.filter((m) => m.roles?.includes("database-standby")).length;
+  if (voters !== roles.voters || standby !== roles.standby) return false;
+  const pool = await client.storagePool(POOL.name).catch(() => null);
+  const network = await client.network(NETWORK.name).catch(() => null);
+  return pool?.status === "Created" && network?.status === "Created";
+}
+
+/** Polls Incus on the first member until the run's goal holds; the time it first held. */
+async function until(lab: FleetLab, names: string[], mode: Mode, timeoutMs = 120_000): Promise<number> {
+  const client = lab.member(names[0]!).client();
+  try {
+    let at = 0;
+    await waitFor(`${names.length} members ${mode === "converged" ? "converged" : "joined"}`, async () => {
+      const ok = await reached(client, names, mode);
+      if (ok) at = performance.now();
+      return ok;
+    }, timeoutMs, 20);
+    return at;
+  } finally {
+    client.close();
+  }
+}
+
+/** The floor: the fewest REST calls that reach the goal, made back to back by one driver. */
+async function formDirectly(lab: FleetLab, names: string[], mode: Mode): Promise<{ ms: number; joins: { mintMs: number; joinMs: number }[] }> {
   const clients = names.map((n) => lab.member(n).client());
   try {
     const [first, ...rest] = clients;
     const started = performance.now();
     await first!.patchServerConfig({ "core.https_address": lab.address(names[0]!) });
     await first!.enableCluster(names[0]!);
+    if (mode === "converged") {
+      await first!.patchServerConfig(SETTINGS);
+      await first!.createStoragePool(POOL);
+      await first!.createNetwork(NETWORK);
+    }
     const certificate = (await first!.server()).environment.certificate;
     const joins: { mintMs: number; joinMs: number }[] = [];
     for (const [i, joiner] of rest.entries()) {
@@ -33,67 +96,54 @@ async function formDirectly(lab: FleetLab, names: string[]): Promise<{ ms: numbe
       const op = await first!.mintJoinToken(name);
       const t1 = performance.now();
       const m = op.metadata ?? {};
-      const token = encodeJoinToken({
-        serverName: name,
-        fingerprint: String(m.fingerprint),
-        addresses: (m.addresses as string[]) ?? [],
-        secret: String(m.secret),
-        expiresAt: String(m.expiresAt),
-      });
+      const token = encodeJoinToken({ serverName: name, fingerprint: String(m.fingerprint), addresses: (m.addresses as string[]) ?? [], secret: String(m.secret), expiresAt: String(m.expiresAt) });
       await joiner.joinCluster({ serverName: name, serverAddress: lab.address(name), clusterAddress: lab.address(names[0]!), clusterCertificate: certificate, token, memberConfig: [] });
       joins.push({ mintMs: round(t1 - t0), joinMs: round(performance.now() - t1) });
     }
-    return { ms: performance.now() - started, joins };
+    const done = await until(lab, names, mode);
+    return { ms: done - started, joins };
   } finally {
     for (const c of clients) c.close();
   }
 }
 
-/** Through incus-fleet: agents already running and asking, then the spec arrives at `startAt`. */
-async function formWithFleet(lab: FleetLab, names: string[], cluster: string, startAt: number): Promise<{ ms: number; phases: Record<string, unknown> }> {
-  await lab.startCoordinator({ FLEET_STORE_PREFIX: `b${randomUUID().slice(0, 8)}`, FLEET_LOG_LEVEL: "warn" });
-  const nc = await connect({ servers: lab.nats.url });
+function specFor(lab: FleetLab, names: string[], mode: Mode): string {
+  const extra = mode === "converged" ? { server_settings: { config: SETTINGS }, storage_pools: { [POOL.name]: { driver: POOL.driver } }, networks: { [NETWORK.name]: { type: NETWORK.type, config: NETWORK.config } } } : {};
+  return lab.specYaml(CLUSTER, PASSWORD, names.map((name) => ({ name })), extra);
+}
+
+/** Through incus-fleet: agents already running and waiting for a coordinator that serves them, then the spec arrives at `startAt`. */
+async function formWithFleet(lab: FleetLab, names: string[], mode: Mode, coordinators: number, startAt: number): Promise<{ ms: number }> {
+  const env = { FLEET_STORE_PREFIX: `b${randomUUID().slice(0, 8)}`, FLEET_LOG_LEVEL: "warn" };
+  await Promise.all(Array.from({ length: coordinators }, (_, i) => lab.startCoordinator(env, i + 1)));
   try {
-    const asking = new Set<string>();
-    const events: { at: number; event: FleetEvent }[] = [];
-    nc.subscribe(Subject.challenge, { callback: (_e, m) => void asking.add(m.json<{ node: string }>().node) });
-    nc.subscribe(Subject.eventsOf(cluster), { callback: (_e, m) => void events.push({ at: performance.now(), event: m.json<FleetEvent>() }) });
-    for (const n of names) lab.startAgent(n, { cluster, password: "bench-password", env: { FLEET_LOG_LEVEL: "warn", FLEET_HEARTBEAT_INTERVAL_MS: arg("heartbeat-ms", "1000"), FLEET_PROBE_PEERS: arg("probe-peers", "8"), FLEET_VIEW_EVERY: arg("view-every", "3") } });
-    await waitFor("every agent asking for a role", () => asking.size === names.length, 30_000, 10);
+    // Fresh logs: "agent started" below must be this run's.
+    for (const n of names) writeFileSync(join(lab.root, `agent-${n}.log`), "");
+    for (const n of names) lab.startAgent(n, { cluster: CLUSTER, password: PASSWORD, env: { FLEET_LOG_LEVEL: "info" } });
+    // Each agent has connected and asked once (and found nobody serving the cluster yet).
+    await waitFor("every agent started", () => names.every((n) => lab.agentLog(n).includes('"msg":"agent started"')), 30_000, 10);
     await sleepUntil(startAt);
     // The clock starts when the spec is applied: the PUT has returned, the spec is stored and its keys derived.
-    const applied = await lab.putSpec(lab.specYaml(cluster, "bench-password", names.map((name) => ({ name }))));
+    const applied = await lab.putSpec(specFor(lab, names, mode));
     const started = performance.now();
     if (applied.status !== 200) throw new Error(`spec refused: ${JSON.stringify(applied.body)}`);
-    const joined = () => events.filter((e) => e.event.kind === "join.completed").length === names.length - 1 && events.some((e) => e.event.kind === "bootstrap.completed");
-    await waitFor(`${names.length} members joined`, joined, 120_000, 2);
-    const last = Math.max(...events.filter((e) => e.event.kind === "join.completed" || e.event.kind === "bootstrap.completed").map((e) => e.at));
-    const at = (kind: string) => round((events.find((e) => e.event.kind === kind)?.at ?? started) - started);
-    // Where a join's time goes: waiting for it to start after the previous one, and the join itself.
-    const joins = events.filter((e) => e.event.kind === "join.started").map((s) => {
-      const done = events.find((e) => e.event.kind === "join.completed" && e.event.node === s.event.node)!;
-      const previous = events.filter((e) => (e.event.kind === "join.completed" || e.event.kind === "bootstrap.completed") && e.at <= s.at).pop()!;
-      return { node: s.event.node, gapMs: round(s.at - previous.at), joinMs: round(done.at - s.at) };
-    });
-    return { ms: last - started, phases: { enrolled: at("node.enrolled"), bootstrapCompleted: at("bootstrap.completed"), firstJoinStarted: at("join.started"), joins } };
+    return { ms: (await until(lab, names, mode)) - started };
   } finally {
-    await nc.close();
     for (const n of names) await lab.stopAgent(n, "SIGKILL");
-    await lab.stopCoordinator("SIGTERM");
+    for (let i = coordinators; i >= 1; i--) await lab.stopCoordinator("SIGTERM", i);
   }
 }
 
 /**
  * Back to unclustered daemons with empty state. Returns when formation may
- * start: the same time after the daemons came up for both methods, because
+ * start: the same time after the daemons came up for every method, because
  * Incus does work of its own a few seconds after it starts, and a join that
- * runs into it is slower (measured here: whichever join lands there takes
- * about 200 ms longer).
+ * runs into it is slower.
  */
 async function resetMembers(lab: FleetLab, names: string[], settleMs: number): Promise<number> {
   for (const n of [...names].reverse()) await stopIncusd(lab.member(n), "kill");
   for (const n of names) await removeStateDir(lab.member(n).dir);
-  await lab.startIncus(names);
+  await Promise.all(names.map((n) => startIncusd(lab.member(n))));
   return performance.now() + settleMs;
 }
 
@@ -102,46 +152,57 @@ async function sleepUntil(at: number): Promise<void> {
   if (ms > 0) await new Promise((r) => setTimeout(r, ms));
 }
 
+function range(values: number[]): [number, number] {
+  return [round(Math.min(...values)), round(Math.max(...values))];
+}
+
 runBenchmark(async () => {
   const sizes = arg("sizes", "3,5,7").split(",").map(Number);
-  const reps = Number(arg("reps", "3"));
-  const slot = Number(arg("slot", "12"));
+  const reps = Number(arg("reps", "5"));
   const settleMs = Number(arg("settle-ms", "3000"));
-  const lab = await FleetLab.create({ slot, prefix: arg("prefix", "bform"), hosts: Math.max(...sizes) });
-  const results = new Map<number, { floor: number[]; fleet: number[] }>();
+  const coordinators = Number(arg("coordinators", "1"));
+  const modes = arg("modes", "formation,converged").split(",") as Mode[];
+  const lab = await FleetLab.create({ slot: Number(arg("slot", "12")), prefix: arg("prefix", "bform"), hosts: Math.max(...sizes), clusters: [CLUSTER] });
+  const results = new Map<string, { floor: number[]; fleet: number[]; fleet2: number[] }>();
   try {
     for (let rep = 1; rep <= reps; rep++) {
       for (const n of sizes) {
         const names = lab.members.slice(0, n).map((m) => m.name);
-        await sleepUntil(await resetMembers(lab, names, settleMs));
-        const floor = await formDirectly(lab, names);
-        const floorMs = floor.ms;
-        const fleet = await formWithFleet(lab, names, `f${rep}n${n}`, await resetMembers(lab, names, settleMs));
-        const r = results.get(n) ?? { floor: [], fleet: [] };
-        r.floor.push(floorMs);
-        r.fleet.push(fleet.ms);
-        results.set(n, r);
-        emit({ bench: "formation", n, rep, floorMs: round(floorMs), fleetMs: round(fleet.ms), ratio: round(fleet.ms / floorMs, 3), floorJoinsMs: floor.joins, fleetPhasesMs: fleet.phases });
+        for (const mode of modes) {
+          await sleepUntil(await resetMembers(lab, names, settleMs));
+          const floor = await formDirectly(lab, names, mode);
+          const fleet = await formWithFleet(lab, names, mode, 1, await resetMembers(lab, names, settleMs));
+          const two = coordinators > 1 && mode === "formation" ? await formWithFleet(lab, names, mode, coordinators, await resetMembers(lab, names, settleMs)) : null;
+          const key = `${mode}/${n}`;
+          const r = results.get(key) ?? { floor: [], fleet: [], fleet2: [] };
+          r.floor.push(floor.ms);
+          r.fleet.push(fleet.ms);
+          if (two) r.fleet2.push(two.ms);
+          results.set(key, r);
+          emit({ bench: "formation", mode, n, rep, floorMs: round(floor.ms), fleetMs: round(fleet.ms), ratio: round(fleet.ms / floor.ms, 3), ...(two ? { twoCoordinatorsMs: round(two.ms) } : {}), floorJoinsMs: floor.joins });
+        }
       }
     }
-    for (const [n, r] of results) {
+    for (const [key, r] of results) {
+      const [mode, n] = key.split("/");
       const floor = median(r.floor);
       const fleet = median(r.fleet);
       emit({
         bench: "formation-summary",
-        n,
+        mode,
+        n: Number(n),
         runs: r.fleet.length,
         floorMedianMs: round(floor),
-        floorRangeMs: [round(Math.min(...r.floor)), round(Math.max(...r.floor))],
+        floorRangeMs: range(r.floor),
         fleetMedianMs: round(fleet),
-        fleetRangeMs: [round(Math.min(...r.fleet)), round(Math.max(...r.fleet))],
+        fleetRangeMs: range(r.fleet),
         ratio: round(fleet / floor, 3),
-        target: 1.15,
-        met: fleet / floor <= 1.15,
+        target: TARGET,
+        met: fleet / floor <= TARGET,
+        ...(r.fleet2.length ? { twoCoordinatorsMedianMs: round(median(r.fleet2)), twoToOneRatio: round(median(r.fleet2) / fleet, 3) } : {}),
       });
     }
   } finally {
     await lab.destroy();
   }
 });
-

@@ -206,7 +206,10 @@ export class Coordinator {
       log.child({ part: "executor" }),
     );
 
-    specStore.onChange(() => controller.enqueueAll());
+    specStore.onChange(() => {
+      leases.kick();
+      controller.enqueueAll();
+    });
     ops.onChange((c) => controller.enqueue(c));
     claims.onChange((c) => controller.enqueue(c));
     nodes.onChange((c) => controller.enqueue(c));

@@ -76,7 +76,7 @@ try {
   if (q) say(`quorum: ${q.onlineVoters}/${q.voters} voters online, majority ${q.majority}, failures tolerated ${q.failuresTolerated}`);
   if (values.keep) {
     say(`the cluster stays up: live page at ${url}/#token=${lab.apiToken}`);
-    say(`CLI: node dist/coordinator/cli.js --api ${url} --token ${lab.apiToken} status ${CLUSTER}`);
+    say(`CLI: node dist/coordinator/cli/main.js --api ${url} --token ${lab.apiToken} status ${CLUSTER}`);
     say("press Ctrl-C to stop and clean up");
     keeping = true;
     await interrupted;

@@ -218,8 +218,8 @@ export class FleetLab {
         FLEET_PULL_INTERVAL_MS: "2000",
         FLEET_LOG_LEVEL: "debug",
         // The lab's service manager, as systemctl is on a real host.
-        FLEET_ACTION_RESTART_INCUS: `${process.execPath} ${INCUSD_CTL} restart --name ${name} --namespace ${m.host.namespace} --dir ${m.dir}`,
-        FLEET_ACTION_UPGRADE_INCUS: `${process.execPath} ${INCUSD_CTL} restart --name ${name} --namespace ${m.host.namespace} --dir ${m.dir}`,
+        FLEET_ACTION_RESTART_INCUS: this.restartIncusCommand(name),
+        FLEET_ACTION_UPGRADE_INCUS: this.restartIncusCommand(name),
         FLEET_ACTION_REBOOT: "",
         FLEET_CANDIDATE_VERSION_COMMAND: `${INCUSD} --version`,
         ...options.env,
@@ -228,6 +228,12 @@ export class FleetLab {
     });
     this.agents.set(name, daemon);
     return daemon;
+  }
+
+  /** What restarts a member's incusd here, as `systemctl restart incus` does on a real host. */
+  restartIncusCommand(name: string): string {
+    const m = this.member(name);
+    return `${process.execPath} ${INCUSD_CTL} restart --name ${name} --namespace ${m.host.namespace} --dir ${m.dir}`;
   }
 
   async stopAgent(name: string, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {

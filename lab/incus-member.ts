@@ -109,10 +109,25 @@ function under(text: string, dir: string): boolean {
   return false;
 }
 
+/** This process and the ones that started it: a restart run by an agent's host action names the member's directory too. */
+function selfAndAncestors(): Set<number> {
+  const chain = new Set<number>();
+  for (let pid = process.pid; pid > 1 && !chain.has(pid); ) {
+    chain.add(pid);
+    try {
+      pid = Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+    } catch {
+      break;
+    }
+  }
+  return chain;
+}
+
 /** Kills processes still running from this member's state directory (container monitors, dnsmasq). */
 export async function killLeftovers(dir: string): Promise<void> {
+  const spared = selfAndAncestors();
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    if (Number(pid) === process.pid) continue;
+    if (spared.has(Number(pid))) continue;
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
       const env = readFileSync(`/proc/${pid}/environ`, "utf8");

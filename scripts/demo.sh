@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec node dist/lab/demo.js
+exec node dist/lab/demo.js "$@"

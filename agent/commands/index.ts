@@ -9,7 +9,7 @@ import {
 } from "../../shared/index.js";
 import { tokenAssociatedData } from "../formation.js";
 import type { IncusClient } from "../incus-client.js";
-import { probeTcp } from "../tcp-probe.js";
+import type { Probe } from "../tcp-probe.js";
 import { hostAction, type HostActionCommands } from "./host-actions.js";
 import { changeState, clearEvacuationOrigin, removeMember } from "./maintenance.js";
 import { convergeResource, deleteResource, observe } from "./resources.js";
@@ -21,6 +21,8 @@ export interface CommandContext {
   /** This member's cluster address, handed to joiners as the address to join through. */
   address: string;
   hostActions: HostActionCommands;
+  /** The cluster's check that it can reach a joiner back goes through this. */
+  probe: Probe;
 }
 
 /**
@@ -50,7 +52,7 @@ export async function runCommand(ctx: CommandContext, body: CommandBody): Promis
       };
     }
     case "probe": {
-      const r = await probeTcp(body.address, body.attempts, 1_000);
+      const r = await ctx.probe(body.address, body.attempts, 1_000);
       return { kind: "probe", reachable: r.reachable, rttMs: r.rttMs, ...(r.error ? { error: r.error } : {}) };
     }
     case "set-member": {

@@ -249,9 +249,10 @@ export class StepExecutor {
         const current = this.ports.ops.get(rt.cluster, started.id);
         if (!current || current.op.state !== "running" && current.op.state !== "paused") return;
         const settled = logic.settle(current.op, outcome, { ...ctx, now: this.clock.now() });
+        // Gone from Incus now, whatever views read a moment ago say: known before the write that may end the operation wakes a new plan.
+        if (outcome.ok && outcome.result.kind === "remove-member" && current.op.member) rt.recentlyRemoved.set(current.op.member, this.clock.now());
         await this.ports.ops.update(settled.op, current.revision);
         this.publish(rt.cluster, settled.events);
-        if (settled.op.kind === "remove" && settled.op.state === "succeeded" && settled.op.member) rt.recentlyRemoved.set(settled.op.member, this.clock.now());
         rt.observeNow = true;
       })
       .catch((err: unknown) => this.log.warn({ cluster: rt.cluster, operation: started.id, err: String(err) }, "could not record the end of a command; the next owner looks again"))

@@ -8,7 +8,6 @@ import {
   FleetError,
   Heartbeat,
   Hello,
-  type Hello as HelloMessage,
   openMacFrame,
   parseAgentSubject,
   replyContext,
@@ -20,6 +19,7 @@ import {
   type Assignment,
   type ClusterKeys,
   type Logger,
+  type Nudge,
   type SigningKey,
 } from "../../shared/index.js";
 import type { Clock } from "../controller/clock.js";
@@ -118,6 +118,13 @@ export class AgentGateway {
     // Kept as text: the message's bytes are a view into the whole socket read, which a queued view would hold on to.
     const sub = this.nc.subscribe(Subject.fromCluster(cluster), { callback: (_err, msg) => this.receive(cluster, msg) });
     this.subscriptions.set(cluster, sub);
+    // Agents that found nobody answering back off; once the server has the subscription, they are told to ask at once.
+    void this.nc
+      .flush()
+      .then(() => {
+        if (this.subscriptions.get(cluster) === sub) this.nc.publish(Subject.nudge(cluster), JSON.stringify({ cluster, reason: "a coordinator answers this cluster now" } satisfies Nudge));
+      })
+      .catch(() => undefined);
   }
 
   /** Stops answering a cluster's agents: another coordinator owns it now. */

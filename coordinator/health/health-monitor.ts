@@ -15,8 +15,12 @@ export interface HealthInputs {
 
 /** A cluster with news is evaluated at most this often; silence and lost daemons are checked every sweep. */
 const MIN_EVALUATION_GAP_MS = 1_000;
-/** Every owned cluster is evaluated at least this often (sustained conditions, silence). */
-const FULL_SWEEP_MS = 2_000;
+/**
+ * Every owned cluster is evaluated at least this often: links (judged over
+ * several probes anyway) and anything else that changes without news. The
+ * evaluation walks every link of a cluster, so this is most of its cost.
+ */
+const FULL_SWEEP_MS = 3_000;
 
 /**
  * Evaluates the health of the clusters this coordinator owns, on its own

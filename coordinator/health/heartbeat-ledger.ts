@@ -115,7 +115,8 @@ export class HeartbeatLedger {
       link.samples.push({ rttMs: p.rttMs, ...(p.error ? { error: p.error } : {}), at: now });
       if (link.samples.length > LINK_SAMPLES) link.samples.shift();
     }
-    if (!before || before.reachable !== incus.reachable || before.clustered !== incus.clustered || before.version !== incus.version || signatureBefore !== n.viewSignature || hb.latency.peers.length > 0) {
+    // Latency samples alone are no news: a link is judged over several of them, at the monitor's regular sweep.
+    if (!before || before.reachable !== incus.reachable || before.clustered !== incus.clustered || before.version !== incus.version || signatureBefore !== n.viewSignature) {
       this.dirty.add(hb.cluster);
     }
   }

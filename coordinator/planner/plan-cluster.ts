@@ -42,10 +42,11 @@ export function planCluster(s: ClusterSituation, limits: PlannerLimits, failures
   const pick = (step: Step | null) => {
     next ??= step;
   };
+  // A due look at the cluster comes first: operations wait on what it shows (instances back on their member, roles).
+  if (formed && via && s.observationDue && !inBackoff(failures.get("observe"), s.now)) pick({ kind: "observe", via });
   if (s.active) pick({ kind: "drive-operation" });
   if (fn?.kind === "claim-bootstrap" || fn?.kind === "adopt-cluster" || fn?.kind === "complete-bootstrap") pick({ kind: fn.kind, node: fn.node });
   if (formed && via) {
-    if (s.observationDue && !inBackoff(failures.get("observe"), s.now)) pick({ kind: "observe", via });
     if (convergence.settingsFirst || convergence.resourcesFirst) pick(convergence.next);
     if (fn?.kind === "probe-reverse") pick({ kind: "probe-reverse", node: fn.node, via: fn.via, address: s.hosts[fn.node]?.facts?.address ?? "" });
     if (fn?.kind === "join") pick({ kind: "begin-join", node: fn.node, sponsor: fn.sponsor });

@@ -10,6 +10,9 @@ export interface CachedEntry<T> {
 
 export type ChangeListener<T> = (key: string, entry: CachedEntry<T> | null) => void;
 
+/** How often the cache checks that its watch keeps up with the bucket. */
+const LAG_CHECK_MS = 5_000;
+
 /**
  * A bucket followed by one watch: the last value of every key first, then
  * every change, with no gap between the two (the watch is a single ordered
@@ -22,6 +25,10 @@ export class KvCache<T> {
   private readonly listeners = new Set<ChangeListener<T>>();
   private stopWatch: (() => void) | null = null;
   private stopped = false;
+  /** The highest revision the watch delivered: the bucket's stream is ahead of it only while the watch lags. */
+  private lastRevision = 0;
+  private laggingSince: number | null = null;
+  private lagTimer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(
     readonly kv: KV,
@@ -33,7 +40,32 @@ export class KvCache<T> {
   static async open<T>(kv: KV, name: string, log: Logger): Promise<KvCache<T>> {
     const cache = new KvCache<T>(kv, name, log);
     await cache.follow();
+    cache.lagTimer = setInterval(() => void cache.checkLag().catch(() => undefined), LAG_CHECK_MS);
+    cache.lagTimer.unref();
     return cache;
+  }
+
+  /**
+   * A watch whose server went away is re-created by the client, which can
+   * take a while; one that stays behind the bucket for two checks in a row
+   * is replaced, so that a coordinator never decides from old values for
+   * long. (A stream whose messages all aged out, as a TTL bucket's do, has
+   * nothing to deliver.)
+   */
+  private async checkLag(): Promise<void> {
+    const state = (await this.kv.status()).streamInfo.state;
+    const behind = state.messages > 0 && state.last_seq >= state.first_seq && state.last_seq > this.lastRevision;
+    if (!behind) {
+      this.laggingSince = null;
+      return;
+    }
+    if (this.laggingSince === null) {
+      this.laggingSince = Date.now();
+      return;
+    }
+    this.log.warn({ bucket: this.name, at: this.lastRevision, bucketAt: state.last_seq }, "store watch fell behind the bucket; following it again");
+    this.laggingSince = null;
+    this.stopWatch?.();
   }
 
   private async follow(): Promise<void> {
@@ -63,6 +95,7 @@ export class KvCache<T> {
   }
 
   private apply(e: KvWatchEntry): void {
+    if (e.revision > this.lastRevision) this.lastRevision = e.revision;
     const known = this.entries.get(e.key);
     if (known && known.revision >= e.revision) return;
     if (e.operation !== "PUT") {
@@ -93,6 +126,25 @@ export class KvCache<T> {
     const entry = { value, revision, created: Date.now() };
     this.entries.set(key, entry);
     for (const l of this.listeners) l(key, entry);
+  }
+
+  /**
+   * Reads one key from the server: after a compare-and-set lost, so that
+   * the next attempt starts from what the server holds even when the watch
+   * lags behind (it is being re-created after a server went away).
+   */
+  async refresh(key: string): Promise<void> {
+    const e = await this.kv.get(key);
+    if (!e) return;
+    if (e.operation !== "PUT") {
+      this.forgetKey(key, e.revision);
+      return;
+    }
+    try {
+      this.remember(key, e.json<T>(), e.revision);
+    } catch {
+      this.log.warn({ bucket: this.name, key }, "ignored a store entry that is not JSON");
+    }
   }
 
   forgetKey(key: string, revision: number): void {
@@ -130,6 +182,7 @@ export class KvCache<T> {
 
   stop(): void {
     this.stopped = true;
+    if (this.lagTimer) clearInterval(this.lagTimer);
     this.stopWatch?.();
   }
 }

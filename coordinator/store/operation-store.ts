@@ -94,8 +94,9 @@ export class OperationStore {
       if (FINISHED.has(op.state)) await this.releaseLock(op.cluster, op.id).catch(() => undefined);
       return next;
     } catch (err) {
-      if (isCasConflict(err)) throw new FleetError(ErrorCode.Busy, `operation ${op.id} was changed by someone else; reading it again`);
-      throw err;
+      if (!isCasConflict(err)) throw err;
+      await this.cache.refresh(opKey(op.cluster, op.id)).catch(() => undefined);
+      throw new FleetError(ErrorCode.Busy, `operation ${op.id} was changed by someone else; reading it again`);
     }
   }
 

@@ -42,6 +42,7 @@ export class SpecStore {
       else revision = await this.cache.kv.update(KEY, data, expectedRevision);
     } catch (err) {
       if (isCasConflict(err)) {
+        await this.cache.refresh(KEY).catch(() => undefined);
         throw new FleetError(ErrorCode.SpecConflict, `the spec changed since revision ${expectedRevision}; fetch it again and re-apply`);
       }
       throw err;

@@ -77,6 +77,9 @@ test("a join in progress: the joiner gets its token, the others wait their turn 
   t.like(p.decisions.node3, { kind: "wait" }, "a member whose preflight waits for the reverse check is not sent to prepare again");
   t.regex(reason(p.decisions.node3), /after node2/);
   t.deepEqual(p.next, { kind: "drive-operation" });
+  // An operation that waits on a fresh look at the cluster (a rollout's instances coming back) gets one first.
+  const due = plan(situationOf(spec3, hosts, { ...n1Member, active: op, observationDue: true }));
+  t.like(due.next, { kind: "observe" });
 });
 
 test("a failed preflight holds the member with its failing check, and lets the next one go", (t) => {
