@@ -26,13 +26,22 @@ export function probeRound<T>(peers: readonly T[], cursor: number, perRound: num
   return { round: Array.from({ length: count }, (_, i) => peers[(start + i) % peers.length]!), next: (start + count) % peers.length };
 }
 
+const hostPorts = new Map<string, string>();
+
 /** `https://192.0.2.12:8443` → `192.0.2.12:8443`. */
 function hostPortOf(url: string): string {
+  const known = hostPorts.get(url);
+  if (known !== undefined) return known;
+  let hostPort = url;
   try {
-    return new URL(url).host;
+    hostPort = new URL(url).host;
   } catch {
-    return url;
+    // not a URL: taken as it is
   }
+  // Every beat looks up every peer's address: parsed once per address (a cluster has a few dozen).
+  if (hostPorts.size > 1_000) hostPorts.clear();
+  hostPorts.set(url, hostPort);
+  return hostPort;
 }
 
 /**

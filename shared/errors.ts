@@ -89,7 +89,9 @@ export class FleetError extends Error {
 }
 
 export class SpecError extends FleetError {
-  constructor(problems: Problem[]) {
+  constructor(given: Problem[]) {
+    // A key that is the empty string has an empty path: it is named as such rather than not at all.
+    const problems = given.map((p) => (p.path === "" ? { ...p, path: '""' } : p));
     const first = problems[0];
     const summary = first ? `${first.path}: ${first.message}` : "invalid spec";
     const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : "";

@@ -58,6 +58,19 @@ export function gateProblem(op: RolloutOperation, ctx: OperationContext): string
   return null;
 }
 
+/**
+ * Whether the cluster is healthy again but for the rollout itself: the
+ * member it works on counts as in maintenance until it moves on, and that is
+ * no reason to wait.
+ */
+function unhealthy(op: RolloutOperation, ctx: OperationContext): string | null {
+  if (!ctx.s.health) return "waiting for the cluster's health";
+  const health = withoutDeferred(op, ctx.s.health);
+  const others = health.reasons.filter((r) => !(r.code === "maintenance" && r.member === op.member));
+  if (health.status === "quorum-lost" || others.length > 0) return `waiting for the cluster to be healthy: ${others.map((r) => r.message).join("; ") || health.status}`;
+  return null;
+}
+
 /** The member's daemon is back: reachable by its agent, listed by the cluster, restarted, on the target version. */
 function backOnline(op: RolloutOperation, ctx: OperationContext): string | null {
   const member = op.member!;
@@ -164,7 +177,7 @@ export const rolloutLogic: OperationLogic<RolloutOperation> = {
         return { kind: "command", via, body: { kind: "restore", member }, op };
       }
       case "waiting-healthy": {
-        const wait = instancesBack(op, ctx) ?? (ctx.s.health?.status === "healthy" ? null : `waiting for the cluster to be healthy (${ctx.s.health?.status ?? "unknown"})`);
+        const wait = instancesBack(op, ctx) ?? unhealthy(op, ctx);
         if (wait) return timedOut(op, ctx, wait) ? { kind: "update", ...timedOut(op, ctx, wait)! } : waiting(op, wait, ctx);
         const completed = [...op.data.completed, member];
         const index = Math.min(op.data.index + 1, op.params.members.length);

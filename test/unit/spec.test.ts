@@ -1,4 +1,5 @@
 import test from "ava";
+import fc from "fast-check";
 import { bootstrapMemberOf, ErrorCode, parseSpec, parseSpecText, SpecError, type Problem } from "../../shared/index.js";
 
 const good = `
@@ -176,4 +177,33 @@ test("the rejection is a SpecError with a stable code", (t) => {
 test("force only goes with an absent member", (t) => {
   const problems = problemsOf({ clusters: { c: { cluster_password: "password-c", members: { a: { address: "192.0.2.1", force: true } } } } });
   t.deepEqual(problems.map((p) => p.path), ["clusters.c.members.a.force"]);
+});
+
+test("property: whatever document comes in, the parser answers a spec or a SpecError naming where, never anything else", (t) => {
+  const key = fc.constantFrom("clusters", "incus", "incus_bootstrap", "incus_cluster", "members", "cluster_members", "cluster_password", "address", "server_settings", "config", "storage_pools", "networks", "driver", "type", "present", "force", "member_config", "bootstrap", "prod", "node1", "node2", "incus.cluster_member_present", "__proto__", "constructor");
+  const value = fc.letrec((tie) => ({
+    node: fc.oneof({ depthSize: "small" }, fc.jsonValue({ maxDepth: 2 }), fc.dictionary(key, tie("node"), { maxKeys: 4 }), fc.array(tie("node"), { maxLength: 3 })),
+  })).node;
+  fc.assert(
+    fc.property(fc.oneof(value, fc.dictionary(key, value, { maxKeys: 4 })), (doc) => {
+      try {
+        parseSpec(doc);
+      } catch (err) {
+        if (!(err instanceof SpecError)) throw err;
+        if (err.problems.some((p) => typeof p.path !== "string" || p.path === "" || typeof p.message !== "string" || p.message === "")) throw new Error(`a problem without a place or a message: ${JSON.stringify(err.problems)}`);
+      }
+    }),
+    { numRuns: 2_000 },
+  );
+  fc.assert(
+    fc.property(fc.string({ maxLength: 300 }), (text) => {
+      try {
+        parseSpecText(text);
+      } catch (err) {
+        if (!(err instanceof SpecError)) throw err;
+      }
+    }),
+    { numRuns: 1_000 },
+  );
+  t.pass();
 });
