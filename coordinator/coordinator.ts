@@ -167,6 +167,7 @@ export class Coordinator {
         assignmentChanged: (c, n, t) => controller.assignmentChanged(c, n, t),
         epochOf: (c) => leases.epochOf(c),
         ownedSince: (c) => controller.runtime(c)?.ownedSince ?? clock.now(),
+        bindName: (c, address, n) => specs.bindName(c, address, n),
       },
       metrics,
       clock,

@@ -38,6 +38,9 @@ function decodeEvent(data: Uint8Array, seq: number): ReturnType<typeof codec.val
   return codec.validate(body && typeof body === "object" ? { ...body, seq } : body);
 }
 
+/** How often the follower is checked against the stream. */
+const LAG_CHECK_MS = 5_000;
+
 /** Events every coordinator keeps at hand for the API, the page and the WebSocket's replay. */
 const RECENT_LIMIT = 2_000;
 
@@ -56,6 +59,8 @@ export class EventLog implements EventSink {
   private follower: ConsumerMessages | null = null;
   private lastSeq = 0;
   private stopped = false;
+  private laggingSince: number | null = null;
+  private lagTimer: ReturnType<typeof setInterval> | null = null;
   private pending: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -77,6 +82,29 @@ export class EventLog implements EventSink {
     if (backlog === 0) caughtUp();
     void this.follow(from, () => caughtUp());
     await ready;
+    this.lagTimer = setInterval(() => void this.checkLag(jsm).catch(() => undefined), LAG_CHECK_MS);
+    this.lagTimer.unref();
+  }
+
+  /**
+   * The client re-creates a consumer whose server went away, which can take
+   * a while: one that stays behind the stream for two checks in a row is
+   * replaced, so that the API and the page do not go quiet after a
+   * JetStream server restarts.
+   */
+  private async checkLag(jsm: Awaited<ReturnType<typeof jetstreamManager>>): Promise<void> {
+    const state = (await jsm.streams.info(this.stream)).state;
+    if (state.last_seq <= this.lastSeq || state.messages === 0) {
+      this.laggingSince = null;
+      return;
+    }
+    if (this.laggingSince === null) {
+      this.laggingSince = Date.now();
+      return;
+    }
+    this.laggingSince = null;
+    this.log.warn({ at: this.lastSeq, streamAt: state.last_seq }, "the event stream's follower fell behind; following it again");
+    await this.follower?.close().catch(() => undefined);
   }
 
   private async follow(from: number, caughtUp: () => void): Promise<void> {
@@ -190,6 +218,7 @@ export class EventLog implements EventSink {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.lagTimer) clearInterval(this.lagTimer);
     await this.pending;
     await this.follower?.close().catch(() => undefined);
   }

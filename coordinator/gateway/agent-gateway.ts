@@ -53,6 +53,12 @@ export interface GatewayPorts {
   assignmentChanged(cluster: string, node: string, timeoutMs: number): Promise<void>;
   epochOf(cluster: string): number | null;
   ownedSince(cluster: string): number;
+  /**
+   * A member the spec gives only by address (the Salt pillar's bootstrap
+   * host) takes the name of the agent that enrolls from that address, whose
+   * credential is bound to that name. False when there is nothing to name.
+   */
+  bindName(cluster: string, address: string, node: string): Promise<boolean>;
 }
 
 /** Heartbeats are handled this long at a stretch before requests get a turn. */
@@ -241,6 +247,7 @@ export class AgentGateway {
     if (!this.challenges.take(hello.challenge, cluster, node, hello.instance, this.clock.now())) {
       throw new FleetError(ErrorCode.AuthFailed, "the challenge is unknown, used or expired; ask for a new one");
     }
+    await this.ports.bindName(cluster, hello.facts.address, node);
     await this.facts.enroll(cluster, node, hello.instance, hello.facts);
     this.sessions.open(cluster, node, hello.instance);
     const epoch = this.ports.epochOf(cluster) ?? 0;

@@ -40,29 +40,31 @@ export async function eventLog(t: ExecutionContext, lab: FleetLab): Promise<{ ev
   const events: FleetEvent[] = [];
   const js = jetstream(nc);
   let stopped = false;
-  let messages: { close(): Promise<void | Error> } | null = null;
+  // Batches fetched by short-lived consumers rather than one long one: the stream appears when the first
+  // coordinator starts and moves when a JetStream server dies, and the record must not stall through either.
   const follow = async () => {
     let from = 1;
-    // The stream appears when the first coordinator starts, and moves when a JetStream server dies: follow it through both.
     while (!stopped) {
       try {
         const consumer = await js.consumers.get(eventStreamName(DEFAULT_LAYOUT.prefix), { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
-        const iter = await consumer.consume();
-        messages = iter;
-        for await (const m of iter) {
-          from = m.seq + 1;
-          events.push({ ...m.json<FleetEvent>(), seq: m.seq });
+        try {
+          for await (const m of await consumer.fetch({ max_messages: 500, expires: 1_000 })) {
+            from = m.seq + 1;
+            events.push({ ...m.json<FleetEvent>(), seq: m.seq });
+          }
+        } finally {
+          await consumer.delete().catch(() => undefined);
         }
       } catch {
         // not there yet, or its leader is moving
       }
-      if (!stopped) await new Promise((r) => setTimeout(r, 250));
+      if (!stopped) await new Promise((r) => setTimeout(r, 100));
     }
   };
-  void follow();
+  const following = follow();
   t.teardown(async () => {
     stopped = true;
-    await messages?.close();
+    await following;
     await nc.close();
   });
   return {

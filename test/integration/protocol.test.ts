@@ -97,3 +97,28 @@ test("no coordinator owning the cluster is a clear error, not a hang", async (t)
   t.is(err?.code, ErrorCode.NoCoordinator);
   t.regex(err!.message, /no coordinator serves cluster 'c1'/);
 });
+
+test("a member the Salt pillar gives only by address takes the name of the agent that enrolls from it, and bootstraps", async (t) => {
+  const h = await startCoordinator(t);
+  const pillar = `
+incus:
+  server_settings: { config: { cluster.https_address: "192.0.2.11:8443" } }
+  cluster_members:
+    n2: { address: 192.0.2.12, cluster_password: ${PASSWORD} }
+    n3: { address: 192.0.2.13, cluster_password: ${PASSWORD} }
+  cluster_name: c1
+`;
+  t.is((await putSpec(h, pillar)).status, 200);
+  await ownerReady(h);
+  const n1 = await linkFor(t, h, "n1");
+  await n1.enroll(facts(false, "192.0.2.11:8443"));
+  const spec = await getJson<{ spec: { clusters: { bootstrap: string | null; members: { name: string; named: boolean; address: string }[] }[] } }>(h, "/v1/spec");
+  t.like(spec.body.spec.clusters[0]!.members.find((m) => m.address === "192.0.2.11:8443"), { name: "n1", named: true });
+  const told = await until("n1 to be told to bootstrap", async () => {
+    const a = await n1.pull(facts(false, "192.0.2.11:8443"));
+    return a.kind === "bootstrap" ? a : null;
+  });
+  t.like(told, { kind: "bootstrap", serverName: "n1" });
+  const impostor = await linkFor(t, h, "n4");
+  await t.throwsAsync(impostor.enroll(facts(false, "192.0.2.11:8443", undefined, fingerprint(4))), { message: /not a member/ }, "the address is named once; another host claiming it later is refused");
+});
