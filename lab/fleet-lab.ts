@@ -156,9 +156,9 @@ export class FleetLab {
     };
   }
 
-  /** The first coordinator's API (tests talk to it unless they pick another). */
+  /** The API of the first coordinator that is running (tests talk to it unless they pick another). */
   get coordinatorUrl(): string {
-    return this.coordinators[0]?.url ?? "";
+    return (this.coordinators.find((c) => c.daemon) ?? this.coordinators[0])?.url ?? "";
   }
 
   /** Starts coordinator `index` (1, 2, 3…), or restarts it on its port after a stop. */

@@ -29,13 +29,13 @@ type Doc = Record<string, unknown>;
 const isMap = (v: unknown): v is Doc => !!v && typeof v === "object" && !Array.isArray(v);
 
 /** A state entry as written in an SLS (`incus.cluster_member_present: [args]`) or as `state.show_sls` renders it (`incus: [function, args]`). */
-function stateOf(value: unknown): { fn: string; args: Doc[] } | null {
+function stateOf(value: unknown): { fn: string; key: string; args: unknown[] } | null {
   if (!isMap(value)) return null;
   for (const [key, body] of Object.entries(value)) {
-    if (key === `incus.${PRESENT}` || key === `incus.${ABSENT}`) return { fn: key.slice("incus.".length), args: Array.isArray(body) ? (body as Doc[]) : isMap(body) ? [body] : [] };
+    if (key === `incus.${PRESENT}` || key === `incus.${ABSENT}`) return { fn: key.slice("incus.".length), key, args: Array.isArray(body) ? body : isMap(body) ? [body] : [] };
     if (key === "incus" && Array.isArray(body)) {
       const fn = body.find((x) => x === PRESENT || x === ABSENT);
-      if (typeof fn === "string") return { fn, args: body.filter(isMap) };
+      if (typeof fn === "string") return { fn, key, args: body.filter((x) => x !== fn) };
     }
   }
   return null;
@@ -136,9 +136,14 @@ export function saltDraft(fragments: Fragment[], states: { id: string; value: un
   }
   for (const { id, value } of states) {
     const state = stateOf(value)!;
-    const args: Doc = {};
-    for (const a of state.args) for (const [k, v] of Object.entries(a)) if (!STATE_META.has(k)) args[k] = v;
     const at = id;
+    const malformed = state.args.map((a, i) => (isMap(a) ? -1 : i)).filter((i) => i >= 0);
+    if (malformed.length > 0) {
+      for (const i of malformed) problems.push({ path: `${at}.${state.key}[${i}]`, message: "is not an argument: each is a one-key map, like '- address: 192.0.2.12'" });
+      continue;
+    }
+    const args: Doc = {};
+    for (const a of state.args as Doc[]) for (const [k, v] of Object.entries(a)) if (!STATE_META.has(k)) args[k] = v;
     if (!stateValidator.check(args)) {
       problems.push(...stateValidator.problems(args, at));
       continue;

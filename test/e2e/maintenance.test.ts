@@ -129,7 +129,8 @@ test.serial("a rolling restart of five members, with the coordinator killed half
   t.true(worst <= 1, `${worst} members were out of service at once`);
   const instances = await incus.instances();
   for (const n of five) t.like(instances.find((i) => i.name === `c-${n}`), { location: n, status: "Running" }, `c-${n} is back on ${n}`);
-  for (const n of five) t.is(log.events.filter((e) => e.kind === "member.evacuated" && e.node === n).length, 1, `${n} evacuated once`);
+  const evacuations = (n: string) => log.events.filter((e) => e.kind === "operation.progress" && e.node === n && (e.data as { operation?: string; phase?: string }).operation === rollout.id && (e.data as { phase?: string }).phase === "evacuating");
+  for (const n of five) t.is(evacuations(n).length, 1, `${n} evacuated once`);
   await lab.waitForCluster("lab", "healthy at the end", (s) => s.health === "healthy" && s.operation === null, 60_000);
 });
 

@@ -180,7 +180,7 @@ test("force only goes with an absent member", (t) => {
 });
 
 test("property: whatever document comes in, the parser answers a spec or a SpecError naming where, never anything else", (t) => {
-  const key = fc.constantFrom("clusters", "incus", "incus_bootstrap", "incus_cluster", "members", "cluster_members", "cluster_password", "address", "server_settings", "config", "storage_pools", "networks", "driver", "type", "present", "force", "member_config", "bootstrap", "prod", "node1", "node2", "incus.cluster_member_present", "__proto__", "constructor");
+  const key = fc.constantFrom("clusters", "incus", "incus_bootstrap", "incus_cluster", "members", "cluster_members", "cluster_password", "address", "server_settings", "config", "storage_pools", "networks", "driver", "type", "present", "force", "member_config", "bootstrap", "prod", "node1", "node2", "incus.cluster_member_present", "incus.cluster_member_absent", "name", "cluster.https_address", "__proto__", "constructor");
   const value = fc.letrec((tie) => ({
     node: fc.oneof({ depthSize: "small" }, fc.jsonValue({ maxDepth: 2 }), fc.dictionary(key, tie("node"), { maxKeys: 4 }), fc.array(tie("node"), { maxLength: 3 })),
   })).node;
