@@ -181,7 +181,7 @@ export class Coordinator {
         acquired: (cluster, epoch) => {
           const now = clock.now();
           for (const r of nodes.ofCluster(cluster)) if (r.session) ledger.seed(cluster, r.node, r.facts, now);
-          health.own(cluster, statuses.get(cluster)?.track ?? null);
+          health.own(cluster, statuses.get(cluster)?.track ?? null, statuses.get(cluster)?.health ?? null);
           controller.own(cluster, epoch);
           gateway.serve(cluster);
           events.publish(cluster, { kind: "cluster.owner-changed", id: `${cluster}:owner:${epoch}`, message: `${leases.name} owns cluster ${cluster} now`, data: { owner: leases.name, epoch } });

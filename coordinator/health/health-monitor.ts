@@ -13,6 +13,9 @@ export interface HealthInputs {
   upgrading(cluster: string): boolean;
 }
 
+/** How long, at most, a new owner shows the last owner's health while it waits for its agents' views. */
+const INHERITED_FOR_MS = 15_000;
+
 /** A cluster with news is evaluated at most this often; silence and lost daemons are checked every sweep. */
 const MIN_EVALUATION_GAP_MS = 1_000;
 /**
@@ -32,6 +35,8 @@ export class HealthMonitor {
   private readonly snapshots = new Map<string, HealthSnapshot>();
   private readonly tracks = new Map<string, HealthTrack>();
   private readonly evaluatedAt = new Map<string, number>();
+  /** Clusters taken over whose last owner's snapshot stands until a view arrives here, and until when at most. */
+  private readonly inheritedUntil = new Map<string, number>();
   private readonly signatures = new Map<string, string>();
   private readonly silent = new Map<string, boolean>();
   private lastFull = 0;
@@ -46,13 +51,24 @@ export class HealthMonitor {
     private readonly clock: Clock,
   ) {}
 
-  /** Starts evaluating a cluster, carrying on from the track its previous owner left. */
-  own(cluster: string, track: HealthTrack | null): void {
+  /**
+   * Starts evaluating a cluster, carrying on from the track its previous
+   * owner left. Takes a cluster over with the last owner's track and snapshot: until an
+   * agent has told this coordinator how it sees the cluster (a view comes
+   * every few heartbeats), the last owner's picture stands, rather than "not
+   * known" answers to everyone asking in the meantime.
+   */
+  own(cluster: string, track: HealthTrack | null, last: HealthSnapshot | null = null, now = this.clock.now()): void {
     this.tracks.set(cluster, track ?? EMPTY_TRACK);
     this.evaluatedAt.delete(cluster);
+    if (last?.members) {
+      this.snapshots.set(cluster, last);
+      this.inheritedUntil.set(cluster, now + INHERITED_FOR_MS);
+    }
   }
 
   release(cluster: string): void {
+    this.inheritedUntil.delete(cluster);
     this.tracks.delete(cluster);
     this.snapshots.delete(cluster);
     this.evaluatedAt.delete(cluster);
@@ -110,6 +126,9 @@ export class HealthMonitor {
 
   evaluate(cluster: string, now = this.clock.now()): HealthSnapshot {
     const nodes = this.ledger.ofCluster(cluster).filter((n) => this.inputs.relevant(cluster, n));
+    const inherited = this.snapshots.get(cluster);
+    if (inherited && now < (this.inheritedUntil.get(cluster) ?? 0) && !nodes.some((n) => n.view)) return inherited;
+    this.inheritedUntil.delete(cluster);
     const result = evaluateHealth(
       { cluster, nodes, expected: this.inputs.expected(cluster), forming: this.inputs.forming(cluster), upgrading: this.inputs.upgrading(cluster), now },
       this.options,

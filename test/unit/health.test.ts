@@ -2,6 +2,9 @@ import test from "ava";
 import type { ClusterView, Heartbeat } from "../../shared/index.js";
 import { evaluateHealth, type HealthInput } from "../../coordinator/health/evaluate-health.js";
 import { HeartbeatLedger } from "../../coordinator/health/heartbeat-ledger.js";
+import { HealthMonitor } from "../../coordinator/health/health-monitor.js";
+import { FakeClock } from "../helpers/fake-clock.js";
+import { healthOf } from "../helpers/situations.js";
 import { DEFAULT_HEALTH_OPTIONS, EMPTY_TRACK, type HealthTrack } from "../../coordinator/health/health-types.js";
 
 const names = ["a", "b", "c"];
@@ -153,4 +156,17 @@ test("a clock off for one measurement is not flagged; off for a while it is", (t
   t.false(tl.events.includes("clock.skewed:c"));
   for (let s = 10; s < 17; s++) tl.feed(s * 1_000, off(s));
   t.true(tl.events.includes("clock.skewed:c"));
+});
+
+test("a coordinator taking a cluster over shows the last owner's health until its own agents' views arrive, then its own", async (t) => {
+  const ledger = new HeartbeatLedger(1_000);
+  const clock = new FakeClock();
+  const monitor = new HealthMonitor(ledger, DEFAULT_HEALTH_OPTIONS, { relevant: () => true, expected: () => new Map(), forming: () => false, upgrading: () => false }, { publish: () => undefined }, () => undefined, clock);
+  const last = healthOf([{ name: "node1" }, { name: "node2" }, { name: "node3" }]);
+  monitor.own("c", null, last);
+  ledger.touch("c", "node1", clock.now());
+  t.is(monitor.evaluate("c"), last, "no view yet: the last owner's picture stands");
+  t.is(monitor.snapshot("c")?.members?.length, 3);
+  await clock.advance(16_000);
+  t.not(monitor.evaluate("c"), last, "not for ever: after a while this coordinator says what it knows");
 });
