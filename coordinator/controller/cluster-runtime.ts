@@ -78,8 +78,12 @@ export class ClusterRuntime {
     for (const w of [...(this.assignmentWaiters.get(node) ?? [])]) w();
   }
 
+  /** False once the cluster is no longer this coordinator's: work still in flight then writes nothing. */
+  owned = true;
+
   /** Answers everyone waiting: the cluster is no longer this coordinator's. */
   release(): void {
+    this.owned = false;
     this.reconciled();
     for (const node of this.assignmentWaiters.keys()) this.assignmentChanged(node);
   }

@@ -223,6 +223,8 @@ export class StepExecutor {
     const found = this.ports.ops.active(rt.cluster);
     if (!found || rt.inflight.has(found.op.id)) return false;
     let { op, revision } = found;
+    // A newer owner drives it: this coordinator has lost the cluster and has not noticed yet.
+    if (op.owner && op.owner.epoch > rt.epoch) return false;
     if (op.owner?.epoch !== rt.epoch) {
       op = { ...op, owner: { coordinator: this.ports.coordinatorId, epoch: rt.epoch } } as Operation;
       revision = await this.ports.ops.update(op, revision);
@@ -247,7 +249,9 @@ export class StepExecutor {
       .then((result) => ({ ok: true as const, result }), (err: unknown) => ({ ok: false as const, error: asFleetError(err) }))
       .then(async (outcome) => {
         const current = this.ports.ops.get(rt.cluster, started.id);
-        if (!current || current.op.state !== "running" && current.op.state !== "paused") return;
+        if (!current || (current.op.state !== "running" && current.op.state !== "paused")) return;
+        // The cluster changed hands while the command ran: the new owner reads what Incus reports and goes on from there.
+        if (!rt.owned || current.op.owner?.epoch !== rt.epoch) return;
         const settled = logic.settle(current.op, outcome, { ...ctx, now: this.clock.now() });
         // Gone from Incus now, whatever views read a moment ago say: known before the write that may end the operation wakes a new plan.
         if (outcome.ok && outcome.result.kind === "remove-member" && current.op.member) rt.recentlyRemoved.set(current.op.member, this.clock.now());

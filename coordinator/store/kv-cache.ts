@@ -135,16 +135,26 @@ export class KvCache<T> {
    */
   async refresh(key: string): Promise<void> {
     const e = await this.kv.get(key);
-    if (!e) return;
-    if (e.operation !== "PUT") {
-      this.forgetKey(key, e.revision);
+    const known = this.entries.get(key);
+    // The server's answer is the truth here, whichever way the cache was off.
+    if (!e || e.operation !== "PUT") {
+      if (known) {
+        this.entries.delete(key);
+        for (const l of this.listeners) l(key, null);
+      }
       return;
     }
+    if (known?.revision !== e.revision) this.log.warn({ bucket: this.name, key, cached: known?.revision ?? null, server: e.revision }, "a cached entry was not the server's; read it again");
+    let value: T;
     try {
-      this.remember(key, e.json<T>(), e.revision);
+      value = e.json<T>();
     } catch {
       this.log.warn({ bucket: this.name, key }, "ignored a store entry that is not JSON");
+      return;
     }
+    const entry = { value, revision: e.revision, created: e.created.getTime() };
+    this.entries.set(key, entry);
+    for (const l of this.listeners) l(key, entry);
   }
 
   forgetKey(key: string, revision: number): void {
