@@ -18,13 +18,12 @@
  *
  * Prints one JSON line per run and per size summary.
  */
-import { randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FleetLab } from "../lab/fleet-lab.js";
 import { removeStateDir, startIncusd, stopIncusd } from "../lab/incus-member.js";
-import { waitFor } from "../lab/processes.js";
-import { IncusClient } from "../agent/incus-client.js";
+import { run, waitFor } from "../lab/processes.js";
+import type { IncusClient } from "../agent/incus-client.js";
 import { encodeJoinToken } from "../shared/index.js";
 import { arg, emit, median, round, runBenchmark } from "./results.js";
 
@@ -114,7 +113,8 @@ function specFor(lab: FleetLab, names: string[], mode: Mode): string {
 
 /** Through incus-fleet: agents already running and waiting for a coordinator that serves them, then the spec arrives at `startAt`. */
 async function formWithFleet(lab: FleetLab, names: string[], mode: Mode, coordinators: number, startAt: number): Promise<{ ms: number }> {
-  const env = { FLEET_STORE_PREFIX: `b${randomUUID().slice(0, 8)}`, FLEET_LOG_LEVEL: "warn" };
+  const env = { FLEET_LOG_LEVEL: "warn" };
+  await lab.wipeStore();
   await Promise.all(Array.from({ length: coordinators }, (_, i) => lab.startCoordinator(env, i + 1)));
   try {
     // Fresh logs: "agent started" below must be this run's.
@@ -143,6 +143,8 @@ async function formWithFleet(lab: FleetLab, names: string[], mode: Mode, coordin
 async function resetMembers(lab: FleetLab, names: string[], settleMs: number): Promise<number> {
   for (const n of [...names].reverse()) await stopIncusd(lab.member(n), "kill");
   for (const n of names) await removeStateDir(lab.member(n).dir);
+  // A killed incusd leaves the bridge it made in its namespace; the next run's would not be created over it.
+  for (const n of names) await run("ip", ["-n", lab.member(n).host.namespace, "link", "del", NETWORK.name], { allowFail: true });
   await Promise.all(names.map((n) => startIncusd(lab.member(n))));
   return performance.now() + settleMs;
 }

@@ -1,6 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, nkeyAuthenticator } from "@nats-io/transport-node";
 import { stringify as toYaml } from "yaml";
 import { hostCredentials } from "../coordinator/setup/setup.js";
 import { COORDINATOR_NODE_FLAGS } from "../coordinator/node-flags.js";
@@ -192,6 +194,18 @@ export class FleetLab {
     const url = c.url;
     await waitFor("the coordinator to answer", async () => (await fetch(`${url}/v1/health`)).ok, 30_000, 50);
     return url;
+  }
+
+  /** Deletes every bucket and stream of the lab's NATS: the next coordinator starts a fleet from nothing. */
+  async wipeStore(): Promise<void> {
+    const credentials = this.nats.setup.coordinators[0]!;
+    const nc = await connect({ servers: this.nats.urls, authenticator: nkeyAuthenticator(new TextEncoder().encode(readFileSync(credentials.nkeyFile, "utf8").trim())), ...(credentials.tls ? { tls: credentials.tls } : {}) });
+    try {
+      const jsm = await jetstreamManager(nc);
+      for await (const name of jsm.streams.names()) await jsm.streams.delete(name);
+    } finally {
+      await nc.close();
+    }
   }
 
   async stopCoordinator(signal: NodeJS.Signals = "SIGTERM", index = 1): Promise<void> {

@@ -83,7 +83,14 @@ export async function convergeResource(incus: IncusClient, wanted: ResourceWante
       }
     }
     // Re-running the final create of a partly created object must not give its global config again.
-    await a.create(existing ? { name: wanted.name, type: wanted.type } : { name: wanted.name, type: wanted.type, description: wanted.description, config: { ...wanted.config, [MANAGED_KEY]: MANAGED_VALUE } });
+    try {
+      await a.create(existing ? { name: wanted.name, type: wanted.type } : { name: wanted.name, type: wanted.type, description: wanted.description, config: { ...wanted.config, [MANAGED_KEY]: MANAGED_VALUE } });
+    } catch (err) {
+      // Failed on every member, nothing is left pending to finish: Incus only lets it be deleted, and the next round creates it anew.
+      if (!existing || !/not pending on any node/i.test(String(err))) throw err;
+      await a.remove(wanted.name);
+      throw new IncusError(409, `${wanted.name} had failed on every member and could not be finished; it was deleted to be created again`);
+    }
     changes.push(existing ? `finished creating it (it was ${existing.status.toLowerCase()})` : `created on ${wanted.members.join(", ")}`);
     if (!existing) return changes;
   }

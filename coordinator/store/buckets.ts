@@ -1,8 +1,8 @@
 import pRetry from "p-retry";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
-import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { DiscardPolicy, jetstream, jetstreamManager, StorageType, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { Subject, type Logger } from "../../shared/index.js";
+import { ErrorCode, FleetError, Subject, type Logger } from "../../shared/index.js";
 import { isTransient } from "./jetstream-errors.js";
 
 export interface StoreLayout {
@@ -37,6 +37,28 @@ export interface Buckets {
 }
 
 export const eventStreamName = (prefix: string) => `${prefix}-events`;
+
+const STREAM_NAME_IN_USE = 10058;
+const SUBJECTS_OVERLAP = 10065;
+
+function errorCodeOf(err: unknown): number | undefined {
+  const e = err as { code?: unknown; api_error?: { err_code?: unknown } };
+  const code = e.api_error?.err_code ?? e.code;
+  return typeof code === "number" ? code : undefined;
+}
+
+/**
+ * The event subjects are already kept: by our own stream, made a moment ago
+ * by a coordinator starting beside this one (retried), or by another
+ * fleet's, which no retry fixes and which is said plainly.
+ */
+async function refuseForeignStream(jsm: JetStreamManager, ours: string, err: unknown): Promise<never> {
+  const holder = await jsm.streams.find(Subject.eventsAll).catch(() => null);
+  if (holder && holder !== ours) {
+    throw new FleetError(ErrorCode.Unavailable, `the fleet events (${Subject.eventsAll}) are already kept by the stream '${holder}' on this NATS account, another fleet's store (store.prefix): one account carries one fleet`);
+  }
+  throw err;
+}
 
 /**
  * Opens (creating where needed) the buckets and the event stream. Several
@@ -86,7 +108,8 @@ export async function openBuckets(nc: NatsConnection, layout: StoreLayout, log: 
       await jsm.streams.add(config);
     } catch (err) {
       // The stream exists with other limits (an earlier version, other settings): take the new ones.
-      if ((err as { code?: number }).code === 10058 || (err as { api_error?: { err_code?: number } }).api_error?.err_code === 10058) await jsm.streams.update(config.name, config);
+      if (errorCodeOf(err) === STREAM_NAME_IN_USE) await jsm.streams.update(config.name, config);
+      else if (errorCodeOf(err) === SUBJECTS_OVERLAP) await refuseForeignStream(jsm, config.name, err);
       else throw err;
     }
   });

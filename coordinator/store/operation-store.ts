@@ -69,12 +69,24 @@ export class OperationStore {
    * operation holds the lock: the caller is told which.
    */
   async begin(op: Operation, now: number): Promise<{ op: Operation; revision: number } | null> {
-    try {
+    const take = async () => {
       const lockRevision = await this.cache.kv.create(lockKey(op.cluster), json({ id: op.id, at: now } satisfies Lock));
       this.cache.remember(lockKey(op.cluster), { id: op.id, at: now }, lockRevision);
+    };
+    try {
+      await take();
     } catch (err) {
-      if (isCasConflict(err)) return null;
-      throw err;
+      if (!isCasConflict(err)) throw err;
+      // The lock of an operation that has ended, whose release did not reach the store: anyone may give it back.
+      const stale = this.staleLock(op.cluster);
+      if (!stale?.ended) return null;
+      await this.releaseStale(op.cluster, stale.revision);
+      try {
+        await take();
+      } catch (again) {
+        if (isCasConflict(again)) return null;
+        throw again;
+      }
     }
     const revision = await this.cache.kv.put(opKey(op.cluster, op.id), json(op));
     this.cache.remember(opKey(op.cluster, op.id), op, revision);

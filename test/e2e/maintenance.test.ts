@@ -124,6 +124,7 @@ test.serial("a rolling restart of five members, with the coordinator killed half
   await watcher;
   t.is(done.state, "succeeded", done.reason);
   t.deepEqual(done.progress, { done: 5, total: 5 });
+  await log.waitFor("operation.resumed", undefined, 10_000);
   t.true(log.events.some((e) => e.kind === "operation.resumed" && (e.data as { operation?: string }).operation === rollout.id), "the new owner resumed it");
   t.log(`at most ${worst} member(s) out of service at once`);
   t.true(worst <= 1, `${worst} members were out of service at once`);
