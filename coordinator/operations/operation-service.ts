@@ -58,7 +58,13 @@ export class OperationService {
     const begun = await this.ops.begin(op, this.clock.now());
     if (!begun) {
       const active = this.ops.active(op.cluster)?.op;
-      throw new FleetError(ErrorCode.Busy, `another change is in progress on ${op.cluster}: ${active ? `${active.kind}${active.member ? ` of ${active.member}` : ""} (operation ${active.id}, ${active.phase})` : "one is starting"}`);
+      const stale = this.ops.staleLock(op.cluster);
+      const why = active
+        ? `${active.kind}${active.member ? ` of ${active.member}` : ""} (operation ${active.id}, ${active.phase})`
+        : stale
+          ? `one taken ${Math.round((this.clock.now() - stale.at) / 1000)} s ago whose operation is not recorded; it is given back within 10 s if its writer is gone`
+          : "one is starting";
+      throw new FleetError(ErrorCode.Busy, `another change is in progress on ${op.cluster}: ${why}; try again`);
     }
     this.events.publish(op.cluster, {
       kind: "operation.started",

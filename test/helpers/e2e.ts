@@ -127,11 +127,15 @@ export interface OperationBody {
   history: { at: string; phase: string; note: string }[];
 }
 
-/** Starts a long action (answered 202 with its operation) and returns the operation. */
-export async function startOperation(lab: FleetLab, path: string, body: object = {}): Promise<OperationBody> {
-  const res = await lab.api<OperationBody & { error?: { code: string; message: string } }>(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  if (res.status !== 202) throw new Error(`${path} answered ${res.status}: ${JSON.stringify(res.body)}`);
-  return res.body;
+/** Starts a long action (answered 202 with its operation) and returns the operation; "another change is in progress" is retried for a while, as an operator would. */
+export async function startOperation(lab: FleetLab, path: string, body: object = {}, busyForMs = 30_000): Promise<OperationBody> {
+  const end = Date.now() + busyForMs;
+  for (;;) {
+    const res = await lab.api<OperationBody & { error?: { code: string; message: string } }>(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    if (res.status === 202) return res.body;
+    if (res.body.error?.code !== "FLEET_BUSY" || Date.now() > end) throw new Error(`${path} answered ${res.status}: ${JSON.stringify(res.body)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 /** Waits until an operation has ended, and returns it as it ended. */
