@@ -48,6 +48,7 @@ export async function importImage(incus: IncusClient, tarball: Buffer, alias: st
       },
     );
     req.on("error", reject);
+    req.setTimeout(60_000, () => req.destroy(new Error("image import: no answer from Incus within 60 s")));
     req.end(tarball);
   });
   if (!op.operation) throw new Error(`image import refused: ${op.error}`);

@@ -192,7 +192,7 @@ export class FleetLab {
       log,
     });
     const url = c.url;
-    await waitFor("the coordinator to answer", async () => (await fetch(`${url}/v1/health`)).ok, 30_000, 50);
+    await waitFor("the coordinator to answer", async () => (await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(5_000) })).ok, 30_000, 50);
     return url;
   }
 
@@ -296,7 +296,8 @@ export class FleetLab {
     const token = init.token === undefined ? this.apiToken : init.token;
     const headers = new Headers(init.headers);
     if (token) headers.set("authorization", `Bearer ${token}`);
-    const res = await fetch(`${base}${path}`, { ...init, headers });
+    // A coordinator that stops answering is a failure to report, never a test that hangs.
+    const res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(30_000), ...init, headers });
     const text = await res.text();
     let body: unknown = text;
     try {

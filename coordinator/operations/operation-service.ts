@@ -18,6 +18,9 @@ export interface RolloutRequest {
 /** The settling time a rollout waits, by default, with the cluster healthy before it takes the next member. */
 export const DEFAULT_SETTLE_MS = 10_000;
 
+/** How far behind an evaluation the views it was made of can be: a heartbeat that reuses its view, and an inherited evaluation. */
+const VIEW_LAG_MS = 20_000;
+
 /**
  * What operators ask through the API and the CLI: evacuations, restores and
  * rollouts start as operations (answered at once; their progress is in the
@@ -96,18 +99,24 @@ export class OperationService {
   }
 
   /**
-   * Whether the member's state in the status is older than the last
-   * evacuation or restore of it: the views are a few seconds behind the
-   * operations, and an operator (or a script) who restores right after an
-   * evacuation ended must not be told it never happened.
+   * Whether the member's state in the status may be older than the last
+   * evacuation or restore of it. The member states come from agents' views,
+   * taken up to a heartbeat or two before the health evaluation, and a new
+   * owner shows the last owner's evaluation for a while: an operator (or a
+   * script) who restores right after an evacuation ended must not be told it
+   * never happened. Our own record of the last evacuation and restore decides
+   * until the views have certainly caught up.
    */
-  private endedSince(cluster: string, member: string, kind: "evacuate" | "restore", statusAt: number): boolean {
-    return this.ops.list(cluster).some((o) => o.kind === kind && o.member === member && o.state === "succeeded" && o.finishedAt !== null && Date.parse(o.finishedAt) >= statusAt);
+  private endedSince(cluster: string, member: string, kind: "evacuate" | "restore", health: { evaluatedAt: number }): boolean {
+    const other = kind === "evacuate" ? "restore" : "evacuate";
+    const lastOf = (k: string) => Math.max(0, ...this.ops.list(cluster).filter((o) => o.kind === k && o.member === member && o.state === "succeeded" && o.finishedAt !== null).map((o) => Date.parse(o.finishedAt!)));
+    const last = lastOf(kind);
+    return last > lastOf(other) && last >= health.evaluatedAt - VIEW_LAG_MS;
   }
 
   async evacuate(cluster: string, member: string, options: { mode?: EvacuationMode; force?: boolean }): Promise<Operation> {
     const { record, m } = this.member(cluster, member);
-    if (m.effectiveStatus === "Evacuated" && !this.endedSince(cluster, member, "restore", record.at)) throw new FleetError(ErrorCode.MaintenanceRefused, `${member} is already evacuated; restore it first`);
+    if (m.effectiveStatus === "Evacuated" && !this.endedSince(cluster, member, "restore", record.health)) throw new FleetError(ErrorCode.MaintenanceRefused, `${member} is already evacuated; restore it first`);
     const instances = record.observed?.instances[member]?.total ?? null;
     this.check(cluster, { kind: "evacuate", member, force: options.force === true }, instances);
     return this.begin(newOperation("evacuate", { cluster, member, force: options.force, requestedBy: "operator", params: { mode: options.mode ?? "auto" }, data: {}, now: this.clock.now() }));
@@ -115,7 +124,7 @@ export class OperationService {
 
   async restore(cluster: string, member: string, options: { force?: boolean }): Promise<Operation> {
     const { record, m } = this.member(cluster, member);
-    if (m.effectiveStatus === "Online" && !options.force && !this.endedSince(cluster, member, "evacuate", record.at)) throw new FleetError(ErrorCode.MaintenanceRefused, `${member} is not evacuated; there is nothing to restore`);
+    if (m.effectiveStatus === "Online" && !options.force && !this.endedSince(cluster, member, "evacuate", record.health)) throw new FleetError(ErrorCode.MaintenanceRefused, `${member} is not evacuated; there is nothing to restore`);
     this.check(cluster, { kind: "restore", member, force: options.force === true }, null);
     return this.begin(newOperation("restore", { cluster, member, force: options.force, requestedBy: "operator", params: {}, data: {}, now: this.clock.now() }));
   }

@@ -9,6 +9,8 @@ import type { FleetEvent } from "../../shared/index.js";
 
 /** A lab torn down with the test, pass or fail; its logs are kept in the test output on failure. */
 export async function labFor(t: ExecutionContext, options: LabOptions): Promise<FleetLab> {
+  // A hang is reported as this test's failure, with the logs, before the run's own timeout would end every test.
+  t.timeout(9 * 60_000, "the end-to-end test did not finish in 9 minutes");
   const lab = await FleetLab.create(options);
   t.teardown(async () => {
     if (!t.passed && lab.coordinators.some((c) => c.daemon)) {
@@ -47,12 +49,16 @@ export async function eventLog(t: ExecutionContext, lab: FleetLab): Promise<{ ev
     while (!stopped) {
       try {
         const consumer = await js.consumers.get(eventStreamName(DEFAULT_LAYOUT.prefix), { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
+        const batch = await consumer.fetch({ max_messages: 500, expires: 1_000 });
+        // A pull whose server died in flight is never answered: stop waiting for it and pull again.
+        const watchdog = setTimeout(() => batch.stop(), 5_000);
         try {
-          for await (const m of await consumer.fetch({ max_messages: 500, expires: 1_000 })) {
+          for await (const m of batch) {
             from = m.seq + 1;
             events.push({ ...m.json<FleetEvent>(), seq: m.seq });
           }
         } finally {
+          clearTimeout(watchdog);
           await consumer.delete().catch(() => undefined);
         }
       } catch {
@@ -64,8 +70,8 @@ export async function eventLog(t: ExecutionContext, lab: FleetLab): Promise<{ ev
   const following = follow();
   t.teardown(async () => {
     stopped = true;
-    await following;
     await nc.close();
+    await following;
   });
   return {
     events,
