@@ -1,4 +1,5 @@
 import type { KV, KvWatchEntry } from "@nats-io/kv";
+import pRetry from "p-retry";
 import type { Logger } from "../../shared/index.js";
 
 export interface CachedEntry<T> {
@@ -25,6 +26,8 @@ export class KvCache<T> {
   private readonly listeners = new Set<ChangeListener<T>>();
   private stopWatch: (() => void) | null = null;
   private stopped = false;
+  /** A watch is being re-created: one attempt at a time, retried until it works or the cache stops. */
+  private refollowing = false;
   /** The highest revision the watch delivered: the bucket's stream is ahead of it only while the watch lags. */
   private lastRevision = 0;
   private laggingSince: number | null = null;
@@ -65,7 +68,9 @@ export class KvCache<T> {
     }
     this.log.warn({ bucket: this.name, at: this.lastRevision, bucketAt: state.last_seq }, "store watch fell behind the bucket; following it again");
     this.laggingSince = null;
-    this.stopWatch?.();
+    // Ending the watch makes its loop follow the bucket again; with no watch running, that is done here.
+    if (this.stopWatch) this.stopWatch();
+    else this.refollow();
   }
 
   private async follow(): Promise<void> {
@@ -85,13 +90,26 @@ export class KvCache<T> {
       } catch (err) {
         this.log.warn({ bucket: this.name, err: String(err) }, "store watch ended");
       }
+      this.stopWatch = null;
       caughtUp();
       if (!this.stopped) {
         this.log.warn({ bucket: this.name }, "store watch stopped; following the bucket again");
-        setTimeout(() => void this.follow().catch((err: unknown) => this.log.error({ bucket: this.name, err: String(err) }, "could not follow the bucket again")), 500);
+        setTimeout(() => this.refollow(), 500);
       }
     })();
     await ready;
+  }
+
+  /** Follows the bucket again, retrying while its servers are away: a cache that gave up would serve old values for good. */
+  private refollow(): void {
+    if (this.stopped || this.refollowing) return;
+    this.refollowing = true;
+    void pRetry(() => (this.stopped ? Promise.resolve() : this.follow()), {
+      retries: Number.POSITIVE_INFINITY,
+      minTimeout: 500,
+      maxTimeout: 5_000,
+      onFailedAttempt: ({ error, attemptNumber }) => this.log.warn({ bucket: this.name, err: String(error), attempt: attemptNumber }, "could not follow the bucket again; retrying"),
+    }).finally(() => (this.refollowing = false));
   }
 
   private apply(e: KvWatchEntry): void {

@@ -86,11 +86,29 @@ export class MemoryKv {
     return s ? this.entry(key, s) : null;
   }
 
-  async status(): Promise<{ values: number }> {
-    return { values: this.data.size };
+  /** Calls to fail before the bucket answers again, as while a server is away or a stream elects its leader. */
+  private failing = 0;
+  private readonly watchStops = new Set<() => void>();
+
+  /** Ends every watch, and fails the next `calls` status and watch calls with a timeout. */
+  outage(calls: number): void {
+    this.failing = calls;
+    for (const stop of [...this.watchStops]) stop();
+  }
+
+  private answer(): void {
+    if (this.failing === 0) return;
+    this.failing -= 1;
+    throw Object.assign(new Error("timeout"), { name: "TimeoutError" });
+  }
+
+  async status(): Promise<{ values: number; streamInfo: { state: { messages: number; first_seq: number; last_seq: number } } }> {
+    this.answer();
+    return { values: this.data.size, streamInfo: { state: { messages: this.data.size, first_seq: this.data.size > 0 ? 1 : 0, last_seq: this.revision } } };
   }
 
   async watch(): Promise<AsyncIterable<KvWatchEntry> & { stop(): void }> {
+    this.answer();
     const queue: KvWatchEntry[] = [];
     let wake: (() => void) | null = null;
     let stopped = false;
@@ -102,12 +120,16 @@ export class MemoryKv {
     };
     this.watchers.add(push);
     const watchers = this.watchers;
+    const stops = this.watchStops;
+    const stop = () => {
+      stopped = true;
+      watchers.delete(push);
+      stops.delete(stop);
+      wake?.();
+    };
+    stops.add(stop);
     return {
-      stop() {
-        stopped = true;
-        watchers.delete(push);
-        wake?.();
-      },
+      stop,
       async *[Symbol.asyncIterator]() {
         while (!stopped) {
           while (queue.length > 0) yield queue.shift()!;

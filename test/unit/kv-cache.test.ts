@@ -1,0 +1,31 @@
+import test from "ava";
+import { Writable } from "node:stream";
+import { KvCache } from "../../coordinator/store/kv-cache.js";
+import { createLogger } from "../../shared/index.js";
+import { MemoryKv } from "../helpers/memory-kv.js";
+import { until } from "../helpers/wait.js";
+
+const encoder = new TextEncoder();
+
+function capturingLogger() {
+  const lines: { msg: string }[] = [];
+  const log = createLogger({ name: "test", level: "warn", destination: new Writable({ write: (c, _e, done) => void (lines.push(JSON.parse(String(c))), done()) }) });
+  return { log, lines };
+}
+
+test("a watch that ends while the bucket does not answer is followed again once it does, however many attempts fail first", async (t) => {
+  const kv = new MemoryKv();
+  await kv.put("k", encoder.encode("1"));
+  const { log, lines } = capturingLogger();
+  const cache = await KvCache.open<number>(kv.asKv(), "test", log);
+  t.teardown(() => cache.stop());
+  t.is(cache.get("k"), 1);
+
+  kv.outage(3);
+  await kv.put("k", encoder.encode("2"));
+  await until("the cache to hold the write made while it could not follow", () => cache.get("k") === 2, 30_000, 50);
+  t.is(lines.filter((l) => /could not follow the bucket again/.test(l.msg)).length, 3, "each failed attempt is logged, and the next one made");
+
+  await kv.put("k", encoder.encode("3"));
+  await until("the cache to keep following", () => cache.get("k") === 3, 10_000, 10);
+});
