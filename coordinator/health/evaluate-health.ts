@@ -59,10 +59,16 @@ function chosenView(nodes: readonly NodeLive[], now: number, options: HealthOpti
 
 /** The state of a link from its last probes: it changes only when enough of them in a row agree. */
 function linkState(samples: readonly { rttMs: number | null; error?: string }[], wanted: number, threshold: number, before: LinkState): LinkState {
-  const last = samples.slice(-wanted);
-  if (last.length < wanted) return before;
-  const states = last.map((s): LinkState => (s.rttMs === null ? (s.error === "ECONNREFUSED" ? "ok" : "down") : s.rttMs > threshold ? "slow" : "ok"));
-  return states.every((s) => s === states[0]) ? states[0]! : before;
+  if (samples.length < wanted) return before;
+  // Runs for every link of every member at each evaluation: no intermediate arrays.
+  let first: LinkState | null = null;
+  for (let i = samples.length - wanted; i < samples.length; i++) {
+    const s = samples[i]!;
+    const state: LinkState = s.rttMs === null ? (s.error === "ECONNREFUSED" ? "ok" : "down") : s.rttMs > threshold ? "slow" : "ok";
+    if (first === null) first = state;
+    else if (state !== first) return before;
+  }
+  return first ?? before;
 }
 
 class ConditionBook {
@@ -86,7 +92,7 @@ class ConditionBook {
    * `clearAfterMs`; `suppress` keeps a condition incus-fleet expects from
    * being raised (one already raised still clears as usual).
    */
-  decide(key: string, raw: boolean, options: { raiseAfterMs?: number; clearAfterMs?: number; suppress?: boolean; raise?: HealthEvent; clear?: HealthEvent }): boolean {
+  decide(key: string, raw: boolean, options: { raiseAfterMs?: number; clearAfterMs?: number; suppress?: boolean; raise?: () => HealthEvent; clear?: () => HealthEvent }): boolean {
     const { now, previous, track } = this;
     const was = key in previous.raised;
     const since = previous.pending[key];
@@ -95,7 +101,7 @@ class ConditionBook {
       const start = since ?? now;
       if (now - start >= (options.raiseAfterMs ?? 0)) {
         track.raised[key] = now;
-        if (options.raise) this.events.push(options.raise);
+        if (options.raise) this.events.push(options.raise());
         return true;
       }
       track.pending[key] = start;
@@ -107,7 +113,7 @@ class ConditionBook {
     }
     const start = since ?? now;
     if (now - start >= (options.clearAfterMs ?? 0)) {
-      if (options.clear) this.events.push(options.clear);
+      if (options.clear) this.events.push(options.clear());
       return false;
     }
     track.raised[key] = previous.raised[key]!;
@@ -137,13 +143,13 @@ export function evaluateHealth(input: HealthInput, options: HealthOptions, previ
     const silentMs = now - n.lastSeenAt;
     const lost = book.decide(`agent-lost:${n.node}`, !agentOnline(n, now, options), {
       suppress: isExpected(n.node),
-      raise: { kind: "agent.lost", node: n.node, message: `no heartbeat from the agent of ${n.node} for ${(silentMs / 1000).toFixed(1)} s`, data: { silentMs, intervalMs: n.intervalMs } },
-      clear: { kind: "agent.returned", node: n.node, message: `agent of ${n.node} is back`, data: {} },
+      raise: () => ({ kind: "agent.lost", node: n.node, message: `no heartbeat from the agent of ${n.node} for ${(silentMs / 1000).toFixed(1)} s`, data: { silentMs, intervalMs: n.intervalMs } }),
+      clear: () => ({ kind: "agent.returned", node: n.node, message: `agent of ${n.node} is back`, data: {} }),
     });
     const down = book.decide(`incus-down:${n.node}`, agentOnline(n, now, options) && n.incus !== null && !n.incus.reachable, {
       suppress: isExpected(n.node),
-      raise: { kind: "incus.lost", node: n.node, message: `Incus on ${n.node} is unreachable: ${n.incus?.error ?? "no answer"}`, data: { error: n.incus?.error ?? null } },
-      clear: { kind: "incus.returned", node: n.node, message: `Incus on ${n.node} answers again`, data: {} },
+      raise: () => ({ kind: "incus.lost", node: n.node, message: `Incus on ${n.node} is unreachable: ${n.incus?.error ?? "no answer"}`, data: { error: n.incus?.error ?? null } }),
+      clear: () => ({ kind: "incus.returned", node: n.node, message: `Incus on ${n.node} answers again`, data: {} }),
     });
     if (!agentOnline(n, now, options)) {
       reasons.push({ code: "agent-lost", member: n.node, message: `agent of ${n.node} is silent`, ...(lost ? {} : { expected: true }) });
@@ -192,27 +198,38 @@ export function evaluateHealth(input: HealthInput, options: HealthOptions, previ
   // ---------------------------------------------------------------- links
   const links: Link[] = [];
   const worstLinkMs: Record<string, number> = {};
+  // A cluster of n members has n(n-1) links, nearly all fine and never flagged: they are passed over without a
+  // condition key built for each, which is what evaluating a large cluster would otherwise spend its time on.
+  const flaggedFrom = new Set<string>();
+  for (const key of [...Object.keys(previous.raised), ...Object.keys(previous.pending)]) {
+    if (key.startsWith("link-")) flaggedFrom.add(key.slice(key.indexOf(":") + 1, key.indexOf(">")));
+  }
   for (const n of nodes) {
+    const fromUsable = usable(n, now, options);
+    const flagged = flaggedFrom.has(n.node);
     for (const l of n.links.values()) {
       const latest = l.samples[l.samples.length - 1];
       if (!latest || now - latest.at > 30_000) continue;
       if (latest.rttMs !== null) worstLinkMs[n.node] = Math.max(worstLinkMs[n.node] ?? 0, latest.rttMs);
+      if (!flagged && linkState(l.samples, options.linkSamples, options.latencyThresholdMs, "ok") === "ok") continue;
       const peer = byName.get(l.to);
       // Only between members whose agents and daemons are up does a failed probe mean a cut.
-      const endsUp = usable(n, now, options) && !!peer && usable(peer, now, options);
+      const endsUp = fromUsable && !!peer && usable(peer, now, options);
       const involved = isExpected(n.node) || isExpected(l.to);
       const key = `${n.node}>${l.to}`;
-      const before: LinkState = book.wasRaised(`link-down:${key}`) ? "down" : book.wasRaised(`link-slow:${key}`) ? "slow" : "ok";
+      const slowKey = `link-slow:${key}`;
+      const downKey = `link-down:${key}`;
+      const before: LinkState = book.wasRaised(downKey) ? "down" : book.wasRaised(slowKey) ? "slow" : "ok";
       const state = linkState(l.samples, options.linkSamples, options.latencyThresholdMs, before);
-      const slow = book.decide(`link-slow:${key}`, state === "slow", {
+      const slow = book.decide(slowKey, state === "slow", {
         suppress: involved,
-        raise: { kind: "link.slow", message: `link ${n.node} → ${l.to} is slow: ${latest.rttMs?.toFixed(1)} ms`, data: { from: n.node, to: l.to, rttMs: latest.rttMs, thresholdMs: options.latencyThresholdMs } },
-        clear: { kind: "link.recovered", message: `link ${n.node} → ${l.to} is back to normal`, data: { from: n.node, to: l.to } },
+        raise: () => ({ kind: "link.slow", message: `link ${n.node} → ${l.to} is slow: ${latest.rttMs?.toFixed(1)} ms`, data: { from: n.node, to: l.to, rttMs: latest.rttMs, thresholdMs: options.latencyThresholdMs } }),
+        clear: () => ({ kind: "link.recovered", message: `link ${n.node} → ${l.to} is back to normal`, data: { from: n.node, to: l.to } }),
       });
-      const down = book.decide(`link-down:${key}`, state === "down" && endsUp, {
+      const down = book.decide(downKey, state === "down" && endsUp, {
         suppress: involved,
-        raise: { kind: "link.down", message: `${n.node} cannot reach ${l.to} at ${l.address}`, data: { from: n.node, to: l.to, error: latest.error ?? null } },
-        clear: { kind: "link.recovered", message: `link ${n.node} → ${l.to} is back to normal`, data: { from: n.node, to: l.to } },
+        raise: () => ({ kind: "link.down", message: `${n.node} cannot reach ${l.to} at ${l.address}`, data: { from: n.node, to: l.to, error: latest.error ?? null } }),
+        clear: () => ({ kind: "link.recovered", message: `link ${n.node} → ${l.to} is back to normal`, data: { from: n.node, to: l.to } }),
       });
       if (!slow && !down) continue;
       const link: Link = { from: n.node, to: l.to, address: l.address, rttMs: latest.rttMs, state: down ? "down" : "slow", ...(latest.error ? { error: latest.error } : {}), at: latest.at };
@@ -234,16 +251,16 @@ export function evaluateHealth(input: HealthInput, options: HealthOptions, previ
     if (offset !== null) clockOffsets[n.node] = offset;
     const skewed = book.decide(`clock-skew:${n.node}`, offset !== null && Math.abs(offset) > options.clockOffsetLimitMs, {
       raiseAfterMs: options.clockSustainMs,
-      raise: { kind: "clock.skewed", node: n.node, message: `clock of ${n.node} is ${offset?.toFixed(0)} ms off the coordinator`, data: { node: n.node, offsetMs: offset, limitMs: options.clockOffsetLimitMs } },
-      clear: { kind: "clock.recovered", node: n.node, message: `clock of ${n.node} is back in step`, data: { node: n.node } },
+      raise: () => ({ kind: "clock.skewed", node: n.node, message: `clock of ${n.node} is ${offset?.toFixed(0)} ms off the coordinator`, data: { node: n.node, offsetMs: offset, limitMs: options.clockOffsetLimitMs } }),
+      clear: () => ({ kind: "clock.recovered", node: n.node, message: `clock of ${n.node} is back in step`, data: { node: n.node } }),
     });
     if (skewed) reasons.push({ code: "clock-skew", member: n.node, message: `clock of ${n.node} is ${offset?.toFixed(0)} ms off` });
     if (n.incus?.version && n.incus.clustered) versions[n.node] = n.incus.version;
   }
   const distinct = [...new Set(Object.values(versions))];
   const mixed = book.decide("version-mismatch", distinct.length > 1, {
-    raise: { kind: "version.mismatch", message: `members run different Incus versions: ${distinct.join(", ")}`, data: { versions } },
-    clear: { kind: "version.matched", message: "all members run the same Incus version", data: { versions } },
+    raise: () => ({ kind: "version.mismatch", message: `members run different Incus versions: ${distinct.join(", ")}`, data: { versions } }),
+    clear: () => ({ kind: "version.matched", message: "all members run the same Incus version", data: { versions } }),
   });
   if (mixed) reasons.push({ code: "version-mismatch", message: `members run different Incus versions: ${distinct.join(", ")}`, ...(input.upgrading ? { expected: true } : {}) });
 

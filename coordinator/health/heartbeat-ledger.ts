@@ -44,6 +44,11 @@ export interface NodeLive {
 
 const MAX_VIEWS_PER_CLUSTER = 16;
 
+/** Whether a host's Incus changed in a way its cluster's health depends on. */
+function incusChanged(before: NodeLive["incus"], after: NonNullable<NodeLive["incus"]>): boolean {
+  return !before || before.reachable !== after.reachable || before.clustered !== after.clustered || before.version !== after.version;
+}
+
 export function viewSignatureOf(view: ClusterView): string {
   return view.ok ? view.members.map((m) => `${m.name}:${isOnline(m.status)}:${m.roles.join("+")}`).sort().join("|") : "";
 }
@@ -116,9 +121,7 @@ export class HeartbeatLedger {
       if (link.samples.length > LINK_SAMPLES) link.samples.shift();
     }
     // Latency samples alone are no news: a link is judged over several of them, at the monitor's regular sweep.
-    if (!before || before.reachable !== incus.reachable || before.clustered !== incus.clustered || before.version !== incus.version || signatureBefore !== n.viewSignature) {
-      this.dirty.add(hb.cluster);
-    }
+    if (incusChanged(before, incus) || signatureBefore !== n.viewSignature) this.dirty.add(hb.cluster);
   }
 
   /** Facts from a hello or a pull; the older of two readings never wins. */
@@ -128,9 +131,10 @@ export class HeartbeatLedger {
     n.facts = facts;
     if (!n.incus || n.incus.observedAt <= facts.incus.observedAt) {
       const { members: _members, ...incus } = facts.incus;
+      // Every pull brings facts; only a change in what health is made of is news for it.
+      if (incusChanged(n.incus, incus)) this.dirty.add(cluster);
       n.incus = incus;
     }
-    this.dirty.add(cluster);
   }
 
   /** A host the store knows, seen as alive as of now: a coordinator taking a cluster over starts the count of silence here. */
