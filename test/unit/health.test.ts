@@ -4,7 +4,7 @@ import { evaluateHealth, type HealthInput } from "../../coordinator/health/evalu
 import { HeartbeatLedger } from "../../coordinator/health/heartbeat-ledger.js";
 import { HealthMonitor } from "../../coordinator/health/health-monitor.js";
 import { FakeClock } from "../helpers/fake-clock.js";
-import { healthOf } from "../helpers/situations.js";
+import { facts, healthOf } from "../helpers/situations.js";
 import { DEFAULT_HEALTH_OPTIONS, EMPTY_TRACK, type HealthTrack } from "../../coordinator/health/health-types.js";
 
 const names = ["a", "b", "c"];
@@ -169,4 +169,16 @@ test("a coordinator taking a cluster over shows the last owner's health until it
   t.is(monitor.snapshot("c")?.members?.length, 3);
   await clock.advance(16_000);
   t.not(monitor.evaluate("c"), last, "not for ever: after a while this coordinator says what it knows");
+});
+
+test("a pull that brings the same Incus state is no news for health; a changed daemon is", (t) => {
+  const ledger = new HeartbeatLedger(1_000);
+  const at = (observedAt: number, reachable = true) => ({ ...facts(true, ["a", "b"], "198.51.100.2:8443"), incus: { observedAt, reachable, version: "6.0.4", clustered: true, members: ["a", "b"] } });
+  ledger.recordFacts("c", "a", at(1), 1);
+  t.deepEqual([...ledger.takeDirty()], ["c"], "a host seen for the first time");
+  ledger.recordFacts("c", "a", at(2), 2);
+  ledger.recordFacts("c", "a", { ...at(3), address: "198.51.100.9:8443" }, 3);
+  t.deepEqual([...ledger.takeDirty()], [], "the same daemon, pulled again");
+  ledger.recordFacts("c", "a", at(4, false), 4);
+  t.deepEqual([...ledger.takeDirty()], ["c"], "its daemon stopped answering");
 });
