@@ -48,8 +48,9 @@ runBenchmark(async () => {
     const incusMs: number[] = [];
     const observer = lab.member("node1").client();
     for (let rep = 1; rep <= reps; rep++) {
-      await stopIncusd(lab.member("node3"));
+      // Timed from the SIGTERM: incusd stops answering as its shutdown begins, which may be before its process is gone.
       const stopped = performance.now();
+      await stopIncusd(lab.member("node3"));
       const lost = await next("incus.lost", "node3", stopped);
       daemonMs.push(lost.at - stopped);
       let incusOfflineMs: number | null = null;
