@@ -1,4 +1,4 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import type { CommandBody, CommandResult } from "../../shared/index.js";
 import { newOperation } from "../../coordinator/operations/new-operation.js";
 import { ControllerHarness, SharedStore } from "../helpers/controller-harness.js";
@@ -51,7 +51,8 @@ test("formation through the ports: the claim is stored before anyone is told to 
   t.is(h.controller.assignmentFor("c", "node1").kind, "member");
 });
 
-test("a join: preflight both ways, a token minted by the sponsor's agent, handed to the joiner, done when Incus lists it", async (t) => {
+/** A cluster bootstrapped on node1, with node2 enrolled to join it. */
+async function bootstrappedWithJoiner(t: ExecutionContext): Promise<ControllerHarness> {
   const h = await ControllerHarness.create(spec3);
   t.teardown(() => h.stop());
   h.respond = healthyAgent();
@@ -60,6 +61,11 @@ test("a join: preflight both ways, a token minted by the sponsor's agent, handed
   h.controller.own("c", 1);
   await h.enroll("node1", facts(true, ["node1"], "192.0.2.11:8443"));
   await h.enroll("node2", facts(false, undefined, "192.0.2.12:8443"));
+  return h;
+}
+
+test("a join: preflight both ways, a token minted by the sponsor's agent, handed to the joiner, done when Incus lists it", async (t) => {
+  const h = await bootstrappedWithJoiner(t);
   await h.advance(500);
   t.is(h.controller.assignmentFor("c", "node2").kind, "prepare");
 
@@ -81,14 +87,7 @@ test("a join: preflight both ways, a token minted by the sponsor's agent, handed
 });
 
 test("a joiner that reports a failure fails the join, releases the lock and backs off", async (t) => {
-  const h = await ControllerHarness.create(spec3);
-  t.teardown(() => h.stop());
-  h.respond = healthyAgent();
-  await h.claims.claim("c", { node: "node1", claimedAt: "t", completedAt: new Date(h.clock.now() - 60_000).toISOString() });
-  h.health.set("c", healthOf([{ name: "node1" }]));
-  h.controller.own("c", 1);
-  await h.enroll("node1", facts(true, ["node1"], "192.0.2.11:8443"));
-  await h.enroll("node2", facts(false, undefined, "192.0.2.12:8443"));
+  const h = await bootstrappedWithJoiner(t);
   await h.facts.pulled("c", "node2", facts(false, undefined, "192.0.2.12:8443"), { target: "192.0.2.11:8443", at: "t", checks: [{ name: "port", ok: true, detail: "ok" }] });
   await h.advance(500);
   t.is(h.active()?.phase, "handed");
