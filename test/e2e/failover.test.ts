@@ -85,6 +85,7 @@ test.serial("two coordinators over a three-server JetStream cluster: the owner a
   const c1 = (await incus.instances()).find((i) => i.name === "c1")!;
   t.not(c1.location, "node2");
   t.is(c1.status, "Running");
+  await log.waitFor("member.evacuated", "node2");
   t.is(log.events.filter((e) => e.kind === "member.evacuated" && e.node === "node2").length, 1, "evacuated once");
   await lab.startCoordinator({}, second.index);
   const restored = await operationEnd(lab, (await startOperation(lab, "/v1/clusters/lab/members/node2/restore")).id, 120_000);

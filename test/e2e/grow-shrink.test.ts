@@ -43,10 +43,10 @@ test("a five-member cluster settles to 3 voters and 2 stand-by; a member dropped
   t.false((await node5.server()).environment.server_clustered, "the removed member's Incus is unclustered");
   node5.close();
   const removing = (e: (typeof log.events)[number]) => e.kind === "operation.started" && e.node === "node5" && (e.data as { kind?: string }).kind === "remove";
+  const removedAt = Date.parse((await log.waitFor("member.removed", "node5")).at);
   t.truthy(log.events.find(removing), "the removal was announced before it happened");
   t.true(log.events.findIndex(removing) < log.events.findIndex((e) => e.kind === "member.removed"));
   // Views read before the removal still list node5 for a moment: it is not removed a second time.
-  const removedAt = Date.parse((await log.waitFor("member.removed", "node5")).at);
   await lab.waitForCluster("lab", "two observations after the removal", (s) => s.observed !== null && Date.parse(s.observed.at) > removedAt + 5_000, 60_000);
   t.is(log.events.filter(removing).length, 1, "one removal, once");
 
