@@ -1,4 +1,6 @@
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import pRetry from "p-retry";
 import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "./logger.js";
@@ -38,8 +40,33 @@ export function describeNatsFailure(err: unknown): string {
   return `${e?.name ?? "Error"}: ${e?.message ?? String(err)}`;
 }
 
-function connectionOptions(options: NatsOptions): ConnectionOptions {
-  const tls = options.tls && (options.tls.caFile || options.tls.certFile || options.tls.keyFile) ? { ...options.tls } : undefined;
+/** An address as a certificate's subjectAltName spells it once canonical (IPv6 compressed). */
+function canonicalHost(host: string): string {
+  const bare = host.replace(/^\[|\]$/g, "");
+  return isIP(bare) === 6 ? new URL(`http://[${bare}]`).hostname.replace(/^\[|\]$/g, "") : bare.toLowerCase();
+}
+
+/**
+ * The NATS client upgrades an open socket to TLS, and for a server given by
+ * its IP address Node then checks the certificate against "localhost". A
+ * server's certificate is accepted if it passes Node's own check or names
+ * one of the configured servers, by DNS name or IP address; the CA the
+ * set-up made is what vouches for it either way.
+ */
+function serverIdentity(servers: string[]): (host: string, cert: PeerCertificate) => Error | undefined {
+  const configured = new Set(servers.map((s) => canonicalHost(new URL(s.includes("://") ? s : `nats://${s}`).hostname)));
+  return (host, cert) => {
+    const byName = checkServerIdentity(host, cert);
+    if (!byName) return undefined;
+    const names = (cert.subjectaltname ?? "").split(/,\s*/).map((n) => canonicalHost(n.replace(/^(DNS|IP Address):/, "")));
+    return names.some((n) => configured.has(n)) ? undefined : byName;
+  };
+}
+
+/** The client options the agent and the coordinator connect with. */
+export function natsConnectionOptions(options: NatsOptions): ConnectionOptions {
+  const files = options.tls && (options.tls.caFile || options.tls.certFile || options.tls.keyFile) ? { ...options.tls } : undefined;
+  const tls = files ? { ...files, checkServerIdentity: serverIdentity(options.servers) } : undefined;
   return {
     servers: options.servers,
     name: options.name,
@@ -108,7 +135,7 @@ function logStatus(nc: NatsConnection, log: Logger): void {
  * connected, every change of the connection is logged.
  */
 export async function connectNats(options: NatsOptions, log: Logger, signal?: AbortSignal): Promise<NatsConnection> {
-  const base = connectionOptions(options);
+  const base = natsConnectionOptions(options);
   let lastReason = "";
   let lastLogged = 0;
   const nc = await pRetry(() => connect(base), {

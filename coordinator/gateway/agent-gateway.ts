@@ -67,8 +67,8 @@ const HEARTBEAT_SLICE_MS = 5;
 const HEARTBEAT_MAX_WAIT_MS = 1_000;
 /** Two seconds of heartbeats from ten thousand agents, whatever the rate. */
 const HEARTBEAT_BACKLOG_LIMIT = 20_000;
-/** Per agent: ten messages at once, five a second after that: several times what a well-behaved agent sends. */
-const PER_AGENT = { burst: 20, perSecond: 5 };
+/** Per agent: twenty messages at once, five a second after that: several times what a well-behaved agent sends. */
+export const PER_AGENT_RATE_LIMIT = { burst: 20, perSecond: 5 };
 const DROP_LOG_EVERY_MS = 10_000;
 
 interface QueuedHeartbeat {
@@ -108,7 +108,7 @@ export class AgentGateway {
     private readonly log: Logger,
     maxAgents = 100_000,
   ) {
-    this.limiter = new RateLimiter(PER_AGENT, maxAgents);
+    this.limiter = new RateLimiter(PER_AGENT_RATE_LIMIT, maxAgents);
     this.heartbeats = new SlicedQueue<QueuedHeartbeat>((hb) => this.handleHeartbeat(hb), {
       sliceMs: HEARTBEAT_SLICE_MS,
       maxAgeMs: HEARTBEAT_MAX_WAIT_MS,

@@ -36,3 +36,11 @@ test("coordinator defaults listen on loopback only", (t) => {
   t.is(config.latencyThresholdMs, 50);
   t.is(config.lostAfterIntervals, 3);
 });
+
+test("the coordinator refuses to listen beyond loopback without an API token, unless told to", (t) => {
+  t.throws(() => loadCoordinatorConfig(["--http-host", "0.0.0.0"], {}), { message: /http\.host: 0\.0\.0\.0 is beyond loopback and no API token is set/ });
+  t.throws(() => loadCoordinatorConfig([], { FLEET_HTTP_HOST: "198.51.100.7" }), { message: /beyond loopback/ });
+  t.is(loadCoordinatorConfig(["--http-host", "0.0.0.0", "--api-token", "a-long-enough-token-for-the-api"], {}).httpHost, "0.0.0.0");
+  t.is(loadCoordinatorConfig(["--http-host", "0.0.0.0", "--http-insecure-no-token"], {}).httpHost, "0.0.0.0");
+  t.is(loadCoordinatorConfig(["--http-host", "::1"], {}).httpHost, "::1", "loopback needs no token");
+});

@@ -3,7 +3,7 @@ import { ErrorCode, parseSpec, type FleetError } from "../../shared/index.js";
 import type { EventSpec } from "../../coordinator/events/event-log.js";
 import { newOperation } from "../../coordinator/operations/new-operation.js";
 import type { Operation } from "../../coordinator/operations/operation.js";
-import { OperationService } from "../../coordinator/operations/operation-service.js";
+import { OperationService, orderForRollout } from "../../coordinator/operations/operation-service.js";
 import type { ClusterStatusRecord } from "../../coordinator/status/cluster-status.js";
 import { KvCache } from "../../coordinator/store/kv-cache.js";
 import { OperationStore } from "../../coordinator/store/operation-store.js";
@@ -80,4 +80,26 @@ test("an evacuation of a member the views show evacuated is refused, unless a re
   await justRestored.ended("evacuate", NOW - 10_000);
   await justRestored.ended("restore", NOW - 500);
   t.is((await justRestored.svc.evacuate("c", "node2", {})).kind, "evacuate");
+});
+
+test("a rollout of every member takes spares first, then stand-bys, then voters, and the database leader last", (t) => {
+  const members = [
+    { name: "leader", roles: ["database-leader", "database"] },
+    { name: "voter-b", roles: ["database"] },
+    { name: "standby", roles: ["database-standby"] },
+    { name: "voter-a", roles: ["database"] },
+    { name: "spare", roles: [] },
+  ];
+  t.deepEqual(orderForRollout(members), ["spare", "standby", "voter-a", "voter-b", "leader"]);
+});
+
+test("a rollout paused is resumed, and can still be cancelled", async (t) => {
+  const { svc } = await service("Online", NOW);
+  const rollout = await svc.rollout("c", { members: ["node2"] });
+  t.is(rollout.kind, "rollout");
+  t.true((await svc.request(rollout.id, "pause")).pauseRequested);
+  const resumed = await svc.request(rollout.id, "resume");
+  t.false(resumed.pauseRequested);
+  t.false(resumed.cancelRequested);
+  t.is((await svc.request(rollout.id, "cancel")).cancelRequested, true);
 });
