@@ -45,7 +45,15 @@ test("two of three voters stopped: further graceful removals are refused, the cl
   t.is(gracefulDead.status, 409);
   t.regex(gracefulDead.body.error.message, /gone for good, remove it with force/);
   await log.waitFor("action.refused", survivors[1], 10_000);
-  const spec = await lab.api<{ spec: { clusters: { members: { name: string; present: boolean }[] }[] } }>("/v1/spec");
+  const specBefore = await lab.api<{ revision: number }>("/v1/spec");
+  // The same removal asked for through the spec is refused at PUT, naming the member, and nothing is stored.
+  const refusedSpec = await lab.putSpec(lab.specYaml("lab", PASSWORD, names.map((name) => ({ name, present: name !== survivors[1] }))));
+  t.is(refusedSpec.status, 409, JSON.stringify(refusedSpec.body));
+  t.is(refusedSpec.body.error?.code, "FLEET_QUORUM_REFUSED");
+  t.deepEqual(refusedSpec.body.error?.problems?.map((p) => p.path), [`clusters.lab.members.${survivors[1]}`]);
+  t.regex(refusedSpec.body.error!.problems![0]!.message, /would be refused: .*mark it force: true to override/);
+  const spec = await lab.api<{ revision: number; spec: { clusters: { members: { name: string; present: boolean }[] }[] } }>("/v1/spec");
+  t.is(spec.body.revision, specBefore.body.revision, "nothing stored");
   t.true(spec.body.spec.clusters[0]!.members.every((m) => m.present), "a refused removal leaves the spec as it was");
 
   const forced = await lab.api<{ forced: boolean; reasons: string[] }>(`/v1/clusters/lab/members/${deadA}?force=true`, { method: "DELETE" });

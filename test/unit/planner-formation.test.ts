@@ -1,5 +1,6 @@
 import test from "ava";
 import fc from "fast-check";
+import { MANAGED_KEY } from "../../shared/index.js";
 import { planCluster } from "../../coordinator/planner/plan-cluster.js";
 import { DEFAULT_LIMITS } from "../../coordinator/planner/types.js";
 import { newOperation } from "../../coordinator/operations/new-operation.js";
@@ -129,6 +130,16 @@ test("settings that shape membership go right after the bootstrap, before any jo
   t.like(p.changes.find((c) => c.object === "setting cluster.max_voters"), { now: "3 (default)", wanted: "5", status: "next" });
   const applied = plan(situationOf(spec, hosts, { ...n1Member, observed: observed({ config: { "cluster.max_voters": "5", "cluster.offline_threshold": "30" } }) }));
   t.like(applied.next, { kind: "begin-join", node: "node2" });
+});
+
+test("the spec's pools and networks are created right after the bootstrap, before any join", (t) => {
+  const spec = specOf(["node1", "node2", "node3"], { storage_pools: { local: { driver: "dir" } }, networks: { br0: { type: "bridge" } } });
+  const hosts = [host("node1", facts(true, ["node1"])), host("node2", facts(false), { preflight: preflight("192.0.2.11:8443") })];
+  const created = (name: string, kind: string) => ({ name, kind, managed: true, status: "Created", description: "", config: { [MANAGED_KEY]: "managed" }, members: { node1: { status: "Created", config: {} } } });
+  const steps = (o: Parameters<typeof observed>[0]) => plan(situationOf(spec, hosts, { ...n1Member, observed: observed(o) })).next;
+  t.like(steps({}), { kind: "converge-pool", name: "local" });
+  t.like(steps({ pools: [created("local", "dir")] }), { kind: "converge-network", name: "br0" });
+  t.like(steps({ pools: [created("local", "dir")], networks: [created("br0", "bridge")] }), { kind: "begin-join", node: "node2" });
 });
 
 test("exactly one bootstrap: whatever hosts say and in whatever order, no plan tells two members to bootstrap", (t) => {
