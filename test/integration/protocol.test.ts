@@ -90,6 +90,20 @@ test("a host's Incus certificate is pinned at its first enrollment: the same nam
   t.is((await again.enroll(facts(false, "192.0.2.12:8443", undefined, fingerprint(7)))).kind, "wait", "after the operator forgets it, the new certificate is pinned");
 });
 
+test("a certificate fingerprint the spec lists is pinned from the start: a host with any other certificate is refused at its first enrollment", async (t) => {
+  const h = await startCoordinator(t);
+  // Written as `incus info` shows it: colon-separated, upper case.
+  const listed = fingerprint(2).match(/../g)!.join(":").toUpperCase();
+  t.is((await putSpec(h, threeMembers().replace("n2: { address: 192.0.2.12 }", `n2: { address: 192.0.2.12, certificate_fingerprint: "${listed}" }`))).status, 200);
+  await ownerReady(h);
+  const impostor = await linkFor(t, h, "n2");
+  const err = await t.throwsAsync(impostor.enroll(facts(false, "192.0.2.12:8443", undefined, fingerprint(7))), { instanceOf: FleetError });
+  t.is(err?.code, ErrorCode.IdentityMismatch);
+  t.regex(err!.message, /not the one the spec lists/);
+  const genuine = await linkFor(t, h, "n2");
+  t.is((await genuine.enroll(facts(false, "192.0.2.12:8443", undefined, fingerprint(2)))).kind, "wait", "the host with the listed certificate enrolls");
+});
+
 test("no coordinator owning the cluster is a clear error, not a hang", async (t) => {
   const h = await startCoordinator(t);
   const link = await linkFor(t, h, "n1");

@@ -1,0 +1,32 @@
+import test from "ava";
+import { Writable } from "node:stream";
+import { connectNats } from "../../shared/nats.js";
+import { createLogger } from "../../shared/index.js";
+import { secureNats } from "../helpers/coordinator.js";
+import { until } from "../helpers/wait.js";
+
+function capturingLogger() {
+  const lines: { level: number; msg: string; reason?: string }[] = [];
+  const log = createLogger({ name: "test", level: "info", destination: new Writable({ write: (c, _e, done) => void (lines.push(JSON.parse(String(c))), done()) }) });
+  return { log, lines };
+}
+
+test("each change of the NATS connection is logged: not up yet and why, connected, lost, back", async (t) => {
+  const nats = await secureNats(t);
+  const server = nats.servers[0]!;
+  await server.stop();
+  const { log, lines } = capturingLogger();
+  const credential = nats.setup.coordinators[0]!;
+  const connecting = connectNats({ servers: nats.urls, name: "test", nkeyFile: credential.nkeyFile }, log);
+  await until("a line saying why it cannot connect yet", () => lines.find((l) => l.msg === "cannot connect to NATS yet; retrying" && /connection refused/.test(l.reason ?? "")), 30_000, 50);
+  await server.restart();
+  const nc = await connecting;
+  t.teardown(() => nc.close());
+  t.true(lines.some((l) => l.msg === "connected to NATS"));
+
+  await server.stop("SIGKILL");
+  await until("the loss logged", () => lines.find((l) => l.msg === "NATS connection lost; reconnecting"), 30_000, 50);
+  await server.restart();
+  await until("the return logged", () => lines.find((l) => l.msg === "NATS connection back"), 30_000, 50);
+  t.pass();
+});
