@@ -65,3 +65,37 @@ test("the gate holds while another member is out of service, and pauses or stops
   const go = rolloutLogic.next(rollout("gate", "node3", { data: { ...rollout("gate", "node3").data, gateSince: NOW - 1 } }), ctx());
   t.like(go, { kind: "command", body: { kind: "evacuate", member: "node3" } });
 });
+
+/** An upgrade rollout of node4 then node3 to Incus 6.0.5, with what each host's package manager offers. */
+function upgrade(phase: RolloutPhase, member = "node4", data: Partial<RolloutOperation["data"]> = {}): RolloutOperation {
+  const op = rollout(phase, member);
+  return { ...op, params: { ...op.params, action: "upgrade-incus", targetVersion: "6.0.5" }, data: { ...op.data, ...data } } as RolloutOperation;
+}
+function upgradeCtx(hostFacts: Record<string, Partial<ReturnType<typeof facts>["incus"]> & { candidateVersion?: string }>, extra: { now?: number } = {}): OperationContext {
+  const base = ctx();
+  const upgradedHosts = names.map((n, i) => {
+    const { candidateVersion, ...incus } = hostFacts[n] ?? {};
+    const f = facts(true, names, `192.0.2.${11 + i}:8443`, candidateVersion ? { candidateVersion } : {});
+    return host(n, { ...f, incus: { ...f.incus, ...incus } });
+  });
+  return { ...base, s: situationOf(specOf(names), upgradedHosts, { claim: formed(), health: base.s.health!, observed: base.s.observed! }), ...(extra.now ? { now: extra.now } : {}) };
+}
+
+test("an upgrade rollout's first gate checks that the target version is offered on every member it takes, and names those without it", (t) => {
+  const go = { gateSince: NOW - 1 };
+  const missing = rolloutLogic.next(upgrade("gate", "node4", go), upgradeCtx({ node4: { candidateVersion: "6.0.5" } }));
+  t.regex((missing as { op: RolloutOperation }).op.reason, /Incus 6\.0\.5 is not available on node3: check their package sources/);
+  const offered = rolloutLogic.next(upgrade("gate", "node4", go), upgradeCtx({ node4: { candidateVersion: "6.0.5" }, node3: { version: "6.0.5" } }));
+  t.like(offered, { kind: "command", body: { kind: "evacuate", member: "node4" } });
+});
+
+test("an upgraded member is back only on the target version; one that waits for the others is set aside and the next member taken", (t) => {
+  const sent = { actionSentAt: NOW - 20_000, pidBefore: 1 };
+  const old = rolloutLogic.next(upgrade("waiting-online", "node4", sent), upgradeCtx({ node4: { version: "6.0.4", pid: 2 } }));
+  t.regex((old as { op: RolloutOperation }).op.reason, /node4 runs Incus 6\.0\.4, waiting for 6\.0\.5/);
+
+  const blocked = rolloutLogic.next(upgrade("waiting-online", "node4", { ...sent, phaseSince: NOW - 15_000 }), upgradeCtx({ node4: { version: "6.0.5", pid: 2, notReady: "waiting for other cluster members to upgrade" } }));
+  const moved = (blocked as { op: RolloutOperation }).op;
+  t.like(moved, { member: "node3", data: { memberPhase: "gate", deferred: ["node4"] } });
+  t.regex(moved.reason, /node4 waits for the other members to be upgraded/);
+});
