@@ -57,6 +57,8 @@ export class EventLog implements EventSink {
   private readonly localListeners = new Set<(event: Published) => void>();
   private readonly js: JetStreamClient;
   private follower: ConsumerMessages | null = null;
+  /** The ids of the events taken lately, in the order taken. */
+  private readonly takenIds = new Set<string>();
   private lastSeq = 0;
   private stopped = false;
   private laggingSince: number | null = null;
@@ -133,6 +135,11 @@ export class EventLog implements EventSink {
       return;
     }
     const event = decoded.value;
+    // The stream drops a republished event within its duplicate window, but a publish retried across the loss of
+    // its stream leader can slip through: an event already taken is not served twice.
+    if (this.takenIds.has(event.id)) return;
+    this.takenIds.add(event.id);
+    if (this.takenIds.size > RECENT_LIMIT * 2) this.takenIds.delete(this.takenIds.values().next().value!);
     this.recentEvents.push(event);
     if (this.recentEvents.length > RECENT_LIMIT) this.recentEvents.splice(0, this.recentEvents.length - RECENT_LIMIT);
     for (const l of this.listeners) l(event);
@@ -191,11 +198,15 @@ export class EventLog implements EventSink {
       ...(filter.cluster ? { filter_subjects: Subject.eventsOf(filter.cluster) } : {}),
     });
     const out: FleetEvent[] = [];
+    const ids = new Set<string>();
     try {
       const batch = await consumer.fetch({ max_messages: filter.limit, expires: 2_000 });
       for await (const m of batch) {
         const decoded = decodeEvent(m.data, m.seq);
-        if (decoded.ok) out.push(decoded.value);
+        if (decoded.ok && !ids.has(decoded.value.id)) {
+          ids.add(decoded.value.id);
+          out.push(decoded.value);
+        }
         if (m.info.pending === 0 || out.length >= filter.limit) break;
       }
     } finally {

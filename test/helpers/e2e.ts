@@ -54,6 +54,7 @@ export async function eventLog(t: ExecutionContext, lab: FleetLab): Promise<{ ev
         const watchdog = setTimeout(() => batch.stop(), 5_000);
         try {
           for await (const m of batch) {
+            if (m.seq < from) continue;
             from = m.seq + 1;
             events.push({ ...m.json<FleetEvent>(), seq: m.seq });
           }

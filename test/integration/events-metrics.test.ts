@@ -2,8 +2,9 @@ import test from "ava";
 import WebSocket from "ws";
 import parsePrometheus from "parse-prometheus-text-format";
 import { CoordinatorLink } from "../../agent/coordinator-link.js";
-import { deriveClusterKeys, type FleetEvent, type NodeFacts } from "../../shared/index.js";
-import { connectAsHost, coordinatorPublicKey, getJson, putSpec, startCoordinator, threeMembers, type CoordinatorHarness } from "../helpers/coordinator.js";
+import { jetstream } from "@nats-io/jetstream";
+import { deriveClusterKeys, Subject, type FleetEvent, type NodeFacts } from "../../shared/index.js";
+import { connectAsCoordinator, connectAsHost, coordinatorPublicKey, getJson, putSpec, startCoordinator, threeMembers, type CoordinatorHarness } from "../helpers/coordinator.js";
 import { until } from "../helpers/wait.js";
 
 const facts = (address: string): NodeFacts => ({ address, agentVersion: "t", fingerprint: "a".repeat(64), incus: { observedAt: Date.now(), reachable: true, version: "6.0.4", clustered: false } });
@@ -104,6 +105,25 @@ test("two coordinators on one bus show the same history, each event once", async
   t.deepEqual(a.slice(0, common).map((e) => e.id), b.slice(0, common).map((e) => e.id));
   t.is(new Set(a.map((e) => e.id)).size, a.length, "no event twice");
   t.is(a.filter((e) => e.kind === "spec.applied" && e.cluster === "c1").length, 1, "one spec, one event");
+});
+
+test("an event that reaches the stream twice, as a publish retried past its duplicate check can, is served once", async (t) => {
+  const h = await startCoordinator(t);
+  await putSpec(h, threeMembers());
+  const applied = await until("the spec's event", async () => (await getJson<FleetEvent[]>(h, "/v1/events?limit=100")).body.find((e) => e.kind === "spec.applied"), 15_000, 50);
+  const js = jetstream(await connectAsCoordinator(t, h.nats));
+  const { seq: _seq, ...event } = applied;
+  // Without a message id the stream keeps both copies; a later event shows the follower has read past them.
+  await js.publish(Subject.event(event.cluster, event.kind), new TextEncoder().encode(JSON.stringify(event)));
+  const marker = { ...event, id: "marker-after-the-copy" };
+  await js.publish(Subject.event(event.cluster, event.kind), new TextEncoder().encode(JSON.stringify(marker)));
+  const listed = await until("the marker listed", async () => {
+    const events = (await getJson<FleetEvent[]>(h, "/v1/events?limit=100")).body;
+    return events.some((e) => e.id === marker.id) ? events : null;
+  }, 15_000, 50);
+  t.is(listed.filter((e) => e.id === applied.id).length, 1);
+  const history = (await getJson<FleetEvent[]>(h, "/v1/events?after=0&limit=100")).body;
+  t.is(history.filter((e) => e.id === applied.id).length, 1, "the history from the start too");
 });
 
 test("/metrics is Prometheus text carrying the fleet figures, without a token", async (t) => {
