@@ -77,6 +77,11 @@ export class OperationStore {
       await take();
     } catch (err) {
       if (!isCasConflict(err)) throw err;
+      // The cache may lag behind the bucket (its watch being re-created after a server died): decide on what the
+      // server holds, or a lock this cache never saw would keep the cluster busy for good.
+      await this.cache.refresh(lockKey(op.cluster)).catch(() => undefined);
+      const held = this.cache.get(lockKey(op.cluster)) as Lock | undefined;
+      if (held) await this.cache.refresh(opKey(op.cluster, held.id)).catch(() => undefined);
       // The lock of an operation that has ended, whose release did not reach the store: anyone may give it back.
       const stale = this.staleLock(op.cluster);
       if (!stale?.ended) return null;

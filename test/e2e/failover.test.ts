@@ -93,7 +93,7 @@ test.serial("two coordinators over a three-server JetStream cluster: the owner a
 
   // A removal whose owner dies in the middle of it.
   await lab.putSpec(lab.specYaml("lab", PASSWORD, names.map((name) => ({ name, present: name !== "node5" })), { storage_pools: { local: { driver: "dir" } } }));
-  const removal = await until("the removal started", () => log.events.find((e) => e.kind === "operation.started" && e.node === "node5") ?? null, 60_000, 250);
+  const removal = await until("the removal started", () => log.events.find((e) => e.kind === "operation.started" && e.node === "node5" && (e.data as { kind?: string }).kind === "remove") ?? null, 60_000, 250);
   await killOwner(lab, "lab");
   await log.waitFor("member.removed", "node5", 120_000);
   const after = await lab.waitForCluster("lab", "four members, no change open", (s) => onlineMembers(s).length === 4 && s.operation === null && s, 120_000);
