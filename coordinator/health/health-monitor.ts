@@ -95,14 +95,15 @@ export class HealthMonitor {
     if (this.timer) this.clock.clearTimeout(this.timer);
   }
 
-  /** One round: clusters with news, or an agent that fell silent or came back, or whose turn it is, are evaluated. */
+  /** One round: clusters with news, an agent that fell silent or came back, a daemon that stopped or started answering, or whose turn it is, are evaluated. */
   sweep(): void {
     const now = this.clock.now();
     const dirty = this.ledger.takeDirty();
+    const daemons = this.ledger.takeUrgent();
     const full = now - this.lastFull >= FULL_SWEEP_MS;
     if (full) this.lastFull = now;
     for (const cluster of this.tracks.keys()) {
-      const urgent = this.silenceChanged(cluster, now);
+      const urgent = this.silenceChanged(cluster, now) || daemons.has(cluster);
       const due = full || dirty.has(cluster) || Object.keys(this.track(cluster).pending).length > 0;
       if (!urgent && !(due && now - (this.evaluatedAt.get(cluster) ?? 0) >= MIN_EVALUATION_GAP_MS)) {
         if (dirty.has(cluster)) this.ledger.markDirty(cluster);

@@ -64,6 +64,8 @@ export class HeartbeatLedger {
   private readonly views = new Map<string, Map<string, ClusterView>>();
   /** Clusters where something changed since they were last evaluated. */
   private readonly dirty = new Set<string>();
+  /** Clusters where a daemon stopped or started answering: news to evaluate at once. */
+  private readonly urgent = new Set<string>();
 
   constructor(private readonly defaultIntervalMs: number) {}
 
@@ -122,6 +124,7 @@ export class HeartbeatLedger {
     }
     // Latency samples alone are no news: a link is judged over several of them, at the monitor's regular sweep.
     if (incusChanged(before, incus) || signatureBefore !== n.viewSignature) this.dirty.add(hb.cluster);
+    if (before && before.reachable !== incus.reachable) this.urgent.add(hb.cluster);
   }
 
   /** Facts from a hello or a pull; the older of two readings never wins. */
@@ -168,6 +171,13 @@ export class HeartbeatLedger {
 
   markDirty(cluster: string): void {
     this.dirty.add(cluster);
+  }
+
+  /** Takes the set of clusters where a daemon stopped or started answering since the last call. */
+  takeUrgent(): Set<string> {
+    const out = new Set(this.urgent);
+    this.urgent.clear();
+    return out;
   }
 
   /** Takes the set of clusters that changed since the last call. */

@@ -182,3 +182,20 @@ test("a pull that brings the same Incus state is no news for health; a changed d
   ledger.recordFacts("c", "a", at(4, false), 4);
   t.deepEqual([...ledger.takeDirty()], ["c"], "its daemon stopped answering");
 });
+
+test("a daemon that stops answering is evaluated at once, without waiting out the gap between evaluations", async (t) => {
+  const ledger = new HeartbeatLedger(1_000);
+  const clock = new FakeClock();
+  const published: string[] = [];
+  const monitor = new HealthMonitor(ledger, DEFAULT_HEALTH_OPTIONS, { relevant: () => true, expected: () => new Map(), forming: () => false, upgrading: () => false }, { publish: (_c, e) => void published.push(e.kind) }, () => undefined, clock);
+  monitor.own("c", null, null);
+  for (const n of names) ledger.record(beat(n, clock.now()), clock.now());
+  await clock.advance(2_000);
+  monitor.sweep();
+  t.false(published.includes("incus.lost"));
+  // Right after that evaluation, c's agent says its daemon is gone.
+  const at = clock.now();
+  ledger.record(beat("c", at, { incus: { observedAt: at, reachable: false, clustered: true, version: "6.0.4", error: "ECONNREFUSED" } }), at);
+  monitor.sweep();
+  t.true(published.includes("incus.lost"), published.join(", "));
+});
