@@ -49,6 +49,13 @@ function incusChanged(before: NodeLive["incus"], after: NonNullable<NodeLive["in
   return !before || before.reachable !== after.reachable || before.clustered !== after.clustered || before.version !== after.version;
 }
 
+/** The set's members, leaving it empty. */
+function drain(set: Set<string>): Set<string> {
+  const out = new Set(set);
+  set.clear();
+  return out;
+}
+
 export function viewSignatureOf(view: ClusterView): string {
   return view.ok ? view.members.map((m) => `${m.name}:${isOnline(m.status)}:${m.roles.join("+")}`).sort().join("|") : "";
 }
@@ -175,16 +182,12 @@ export class HeartbeatLedger {
 
   /** Takes the set of clusters where a daemon stopped or started answering since the last call. */
   takeUrgent(): Set<string> {
-    const out = new Set(this.urgent);
-    this.urgent.clear();
-    return out;
+    return drain(this.urgent);
   }
 
   /** Takes the set of clusters that changed since the last call. */
   takeDirty(): Set<string> {
-    const out = new Set(this.dirty);
-    this.dirty.clear();
-    return out;
+    return drain(this.dirty);
   }
 
   forget(cluster: string, node?: string): void {

@@ -1,15 +1,8 @@
 import test from "ava";
-import { Writable } from "node:stream";
 import { connectNats } from "../../shared/nats.js";
-import { createLogger } from "../../shared/index.js";
+import { capturingLogger } from "../helpers/capture-log.js";
 import { secureNats } from "../helpers/coordinator.js";
 import { until } from "../helpers/wait.js";
-
-function capturingLogger() {
-  const lines: { level: number; msg: string; reason?: string }[] = [];
-  const log = createLogger({ name: "test", level: "info", destination: new Writable({ write: (c, _e, done) => void (lines.push(JSON.parse(String(c))), done()) }) });
-  return { log, lines };
-}
 
 test("each change of the NATS connection is logged: not up yet and why, connected, lost, back", async (t) => {
   const nats = await secureNats(t);

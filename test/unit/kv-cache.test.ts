@@ -1,22 +1,15 @@
 import test from "ava";
-import { Writable } from "node:stream";
 import { KvCache } from "../../coordinator/store/kv-cache.js";
-import { createLogger } from "../../shared/index.js";
+import { capturingLogger } from "../helpers/capture-log.js";
 import { MemoryKv } from "../helpers/memory-kv.js";
 import { until } from "../helpers/wait.js";
 
 const encoder = new TextEncoder();
 
-function capturingLogger() {
-  const lines: { msg: string }[] = [];
-  const log = createLogger({ name: "test", level: "warn", destination: new Writable({ write: (c, _e, done) => void (lines.push(JSON.parse(String(c))), done()) }) });
-  return { log, lines };
-}
-
 test("a watch that ends while the bucket does not answer is followed again once it does, however many attempts fail first", async (t) => {
   const kv = new MemoryKv();
   await kv.put("k", encoder.encode("1"));
-  const { log, lines } = capturingLogger();
+  const { log, lines } = capturingLogger("warn");
   const cache = await KvCache.open<number>(kv.asKv(), "test", log);
   t.teardown(() => cache.stop());
   t.is(cache.get("k"), 1);
