@@ -89,6 +89,10 @@ export class ClusterController {
   own(cluster: string, epoch: number): ClusterRuntime {
     const runtime = new ClusterRuntime(cluster, epoch, this.clock.now());
     this.runtimes.set(cluster, runtime);
+    // The last owner may have removed a member just before it died: views read before that removal must not undo it.
+    for (const op of this.ports.ops.list(cluster)) {
+      if (op.kind === "remove" && op.member && op.state === "succeeded" && op.finishedAt) runtime.removedAt(op.member, Date.parse(op.finishedAt));
+    }
     const active = this.ports.ops.active(cluster)?.op;
     if (active) {
       this.ports.events.publish(cluster, {

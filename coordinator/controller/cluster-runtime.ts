@@ -16,7 +16,7 @@ export class ClusterRuntime {
   /** The observation is to be read again at the next chance (something was just changed). */
   observeNow = false;
   readonly failures = new Map<string, StepFailure>();
-  readonly recentlyRemoved = new Map<string, number>();
+  private readonly recentlyRemoved = new Map<string, number>();
   /** Commands of operations in flight, by operation id. */
   readonly inflight = new Set<string>();
   /** What the last observations showed differing, and the spec they were compared with. */
@@ -36,6 +36,11 @@ export class ClusterRuntime {
   recordFailure(object: string, error: string, now: number): void {
     const f = this.failures.get(object);
     this.failures.set(object, { error, at: now, count: (f?.count ?? 0) + 1 });
+  }
+
+  /** Incus no longer lists the member since `at`, whatever views read before then say. */
+  removedAt(name: string, at: number): void {
+    if ((this.recentlyRemoved.get(name) ?? -Infinity) < at) this.recentlyRemoved.set(name, at);
   }
 
   recentlyRemovedNames(now: number): Set<string> {

@@ -238,6 +238,8 @@ export class StepExecutor {
     const logic = OPERATION_LOGIC[op.kind] as { next(op: Operation, c: typeof ctx): OpAction; settle(op: Operation, o: Parameters<(typeof OPERATION_LOGIC)["join"]["settle"]>[1], c: typeof ctx): { op: Operation; events?: EventSpec[] } };
     const action = logic.next(op, ctx);
     if (action.kind === "wait") return false;
+    // A removal found done by a new owner (the member gone from the views) is as fresh as one it saw itself.
+    if (op.kind === "remove" && op.member && action.op.phase === "cleaning-up") rt.removedAt(op.member, ctx.now);
     if (action.op !== op) revision = await this.ports.ops.update(action.op, revision);
     this.publish(rt.cluster, action.events);
     if (action.kind === "update") return true;
@@ -254,7 +256,7 @@ export class StepExecutor {
         if (!rt.owned || current.op.owner?.epoch !== rt.epoch) return;
         const settled = logic.settle(current.op, outcome, { ...ctx, now: this.clock.now() });
         // Gone from Incus now, whatever views read a moment ago say: known before the write that may end the operation wakes a new plan.
-        if (outcome.ok && outcome.result.kind === "remove-member" && current.op.member) rt.recentlyRemoved.set(current.op.member, this.clock.now());
+        if (outcome.ok && outcome.result.kind === "remove-member" && current.op.member) rt.removedAt(current.op.member, this.clock.now());
         await this.ports.ops.update(settled.op, current.revision);
         this.publish(rt.cluster, settled.events);
         rt.observeNow = true;

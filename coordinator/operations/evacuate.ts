@@ -13,8 +13,11 @@ export const evacuateLogic: OperationLogic<EvacuateOperation> = {
     if (op.cancelRequested && op.phase === "requested") return { kind: "update", ...cancel(op, "cancelled before it began", ctx.now) };
     const via = ctx.executor(member) ?? ctx.executor();
     if (!via) return { kind: "wait", reason: "no healthy member to act through", recheckMs: 2_000 };
-    const started = progress({ ...op, data: { ...op.data, startedAt: op.data.startedAt ?? ctx.now } }, "evacuating", `evacuating ${member} (mode ${op.params.mode})`, ctx.now);
-    return { kind: "command", via, body: { kind: "evacuate", member, mode: op.params.mode }, op: started.op, events: op.phase === "evacuating" ? [] : started.events };
+    const body = { kind: "evacuate" as const, member, mode: op.params.mode };
+    // Resumed: the agent finds the evacuation running or done and reports it; the record already says so.
+    if (op.phase === "evacuating") return { kind: "command", via, body, op };
+    const started = progress({ ...op, data: { ...op.data, startedAt: ctx.now } }, "evacuating", `evacuating ${member} (mode ${op.params.mode})`, ctx.now);
+    return { kind: "command", via, body, op: started.op, events: started.events };
   },
 
   settle(op, outcome, ctx) {

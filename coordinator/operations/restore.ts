@@ -17,8 +17,10 @@ export const restoreLogic: OperationLogic<RestoreOperation> = {
       return { kind: "wait", reason: `waiting for Incus on ${member} to be ready`, recheckMs: 1_000 };
     }
     const via = ctx.executor(member) ?? member;
+    const body = { kind: "restore" as const, member };
+    if (op.phase === "restoring") return { kind: "command", via, body, op };
     const started = progress({ ...op, data: { ...op.data, startedAt: op.data.startedAt ?? ctx.now } }, "restoring", `restoring ${member}`, ctx.now);
-    return { kind: "command", via, body: { kind: "restore", member }, op: started.op, events: op.phase === "restoring" ? [] : started.events };
+    return { kind: "command", via, body, op: started.op, events: started.events };
   },
 
   settle(op, outcome, ctx) {

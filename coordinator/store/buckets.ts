@@ -80,8 +80,10 @@ export async function openBuckets(nc: NatsConnection, layout: StoreLayout, log: 
     });
   const kvm = new Kvm(jetstream(nc, { timeout: 5_000 }));
   const replicas = layout.replicas;
+  // Reads go to the stream's leader: a replica answering a direct get may be behind (one just restarted is, for a
+  // while), and a compare-and-set retried from what it says loses again and again.
   const bucket = (name: string, options: { history: number; ttl?: number }) =>
-    retry(`bucket ${layout.prefix}-${name}`, () => kvm.create(`${layout.prefix}-${name}`, { replicas, history: options.history, ...(options.ttl ? { ttl: options.ttl } : {}) }));
+    retry(`bucket ${layout.prefix}-${name}`, () => kvm.create(`${layout.prefix}-${name}`, { replicas, history: options.history, allow_direct: false, ...(options.ttl ? { ttl: options.ttl } : {}) }));
   // One at a time: on a JetStream cluster, parallel creates while the meta leader settles fail more often than they save.
   const spec = await bucket("spec", { history: 20 });
   const secrets = await bucket("secrets", { history: 1 });

@@ -1,5 +1,6 @@
 import test from "ava";
 import { randomUUID } from "node:crypto";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { systemClock } from "../../coordinator/controller/clock.js";
 import { LeaseManager } from "../../coordinator/leases/lease-manager.js";
@@ -23,6 +24,11 @@ test("coordinators starting together against a fresh store all open it: the crea
   t.is(opened.length, 3);
   await opened[0]!.spec.put("k", encoder.encode('"v"'));
   t.is((await opened[2]!.spec.get("k"))?.string(), '"v"', "they opened the same buckets");
+  // A replica just back from a restart answers direct gets from its old state: a compare-and-set retried on that loses again.
+  const jsm = await jetstreamManager(connections[0]!);
+  for (const name of ["spec", "secrets", "clusters", "nodes", "ops", "status", "leases"]) {
+    t.false((await jsm.streams.info(`KV_${prefix}-${name}`)).config.allow_direct, `${name} is read from its leader`);
+  }
 });
 
 test("a watch cache holds every key written before it and follows every write after, with no gap", async (t) => {

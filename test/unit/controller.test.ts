@@ -204,3 +204,42 @@ test("a removal from the spec: evacuate, remove, clear the origins instances kee
   await h.advance(2_000);
   t.is(sent.filter((s) => s.startsWith("remove-member")).length, 1);
 });
+
+test("a new owner does not remove again a member its dead predecessor removed a moment ago, from views read before it left, nor one it finds gone mid-removal", async (t) => {
+  const spec = { clusters: { c: { cluster_password: "test-password", members: { node1: { address: "192.0.2.11" }, node2: { address: "192.0.2.12" }, node3: { address: "192.0.2.13" }, node4: { address: "192.0.2.14", present: false }, node5: { address: "192.0.2.15", present: false } } } } };
+  const store = new SharedStore();
+  const first = await ControllerHarness.create(spec, store);
+  t.teardown(() => first.stop());
+  const now = first.clock.now();
+  await first.claims.claim("c", { node: "node1", claimedAt: "t", completedAt: new Date(now - 60_000).toISOString() });
+  // node4's removal ended just before its owner died; node5's was removed by Incus, the owner dying before it wrote so.
+  const done = newOperation("remove", { cluster: "c", member: "node4", requestedBy: "spec", params: {}, data: {}, now: now - 5_000 });
+  const begun = await first.ops.begin({ ...done, phase: "cleaning-up", owner: { coordinator: "old", epoch: 1 } }, now - 5_000);
+  await first.ops.update({ ...done, phase: "succeeded", state: "succeeded", finishedAt: new Date(now - 1_000).toISOString(), owner: { coordinator: "old", epoch: 1 } }, begun!.revision);
+  const cut = newOperation("remove", { cluster: "c", member: "node5", requestedBy: "spec", params: {}, data: {}, now });
+  await first.ops.begin({ ...cut, phase: "removing", owner: { coordinator: "old", epoch: 1 } }, now);
+
+  const second = await ControllerHarness.create(spec, store);
+  t.teardown(() => second.stop());
+  const all = ["node1", "node2", "node3", "node4", "node5"];
+  const sent: string[] = [];
+  second.respond = (node, body) => {
+    sent.push(`${body.kind}:${"member" in body ? body.member : ""}`);
+    if (body.kind === "observe") return observation(["node1", "node2", "node3"]);
+    if (body.kind === "clear-evacuation-origin") return { kind: "clear-evacuation-origin", cleared: [] };
+    if (body.kind === "remove-member" || body.kind === "evacuate") return { kind: "remove-member", removed: true };
+    return new Error(`unexpected ${body.kind}@${node}`);
+  };
+  // node5 is gone from the views the new owner reads first; node4 is listed again by a view read before it left.
+  second.health.set("c", healthOf(["node1", "node2", "node3", "node4"].map((name) => ({ name }))));
+  second.controller.own("c", 2);
+  for (const n of all.slice(0, 3)) await second.enroll(n, facts(true, all, `192.0.2.1${n.slice(-1)}:8443`));
+  await second.advance(1_000);
+  t.is(second.ops.get("c", cut.id)?.op.state, "succeeded", "the cut-off removal is finished");
+  // Then a view read before node5 left lists both.
+  second.health.set("c", healthOf(all.map((name) => ({ name }))));
+  await second.advance(3_000);
+  t.deepEqual(sent.filter((s) => s.startsWith("remove-member") || s.startsWith("evacuate")), [], "nothing is removed again");
+  t.deepEqual(second.ops.list("c").filter((o) => o.kind === "remove").map((o) => o.member).sort(), ["node4", "node5"], "no new removal");
+  t.is(second.kinds().filter((k) => k.startsWith("member.removed")).length, 1, "node5's removal reported once, by its new owner");
+});
