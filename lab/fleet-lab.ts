@@ -192,7 +192,11 @@ export class FleetLab {
       log,
     });
     const url = c.url;
-    await waitFor("the coordinator to answer", async () => (await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(5_000) })).ok, 30_000, 50);
+    // The store may still be electing its leaders after a NATS server came back: the coordinator retries for a minute.
+    await waitFor("the coordinator to answer", async () => (await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(5_000) })).ok, 60_000, 50).catch((err: unknown) => {
+      const tail = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").slice(-15).join("\n") : "(no log)";
+      throw new Error(`${String(err)}\n--- the last lines of ${log}:\n${tail}`);
+    });
     return url;
   }
 
