@@ -13,6 +13,7 @@ export type ChangeListener<T> = (key: string, entry: CachedEntry<T> | null) => v
 
 /** How often the cache checks that its watch keeps up with the bucket. */
 const LAG_CHECK_MS = 5_000;
+const EMPTIED_CHECK_MS = 1_000;
 
 /**
  * A bucket followed by one watch: the last value of every key first, then
@@ -81,6 +82,8 @@ export class KvCache<T> {
     const ready = new Promise<void>((resolve) => (caughtUp = resolve));
     // An empty bucket sends nothing until its first write: there is nothing to wait for.
     if (values === 0) caughtUp();
+    // Nor does a TTL bucket whose entries all aged out between the count and the watch: the stream, empty now, says so.
+    else void this.resolveIfEmptied(ready, caughtUp);
     void (async () => {
       try {
         for await (const e of watch) {
@@ -132,6 +135,17 @@ export class KvCache<T> {
     const entry = { value, revision: e.revision, created: e.created.getTime() };
     this.entries.set(e.key, entry);
     for (const l of this.listeners) l(e.key, entry);
+  }
+
+  private async resolveIfEmptied(ready: Promise<void>, caughtUp: () => void): Promise<void> {
+    let done = false;
+    void ready.then(() => (done = true));
+    while (!done && !this.stopped) {
+      await Promise.race([ready, new Promise((r) => setTimeout(r, EMPTIED_CHECK_MS).unref())]);
+      if (done) return;
+      const state = await this.kv.status().then((st) => st.streamInfo.state, () => null);
+      if (state && state.messages === 0) caughtUp();
+    }
   }
 
   /**

@@ -96,6 +96,13 @@ export class MemoryKv {
     for (const stop of [...this.watchStops]) stop();
   }
 
+  private ageOut = false;
+
+  /** The entries age out (as a TTL bucket's do, with no marker) just before the next watch starts. */
+  ageOutBeforeNextWatch(): void {
+    this.ageOut = true;
+  }
+
   private answer(): void {
     if (this.failing === 0) return;
     this.failing -= 1;
@@ -109,6 +116,10 @@ export class MemoryKv {
 
   async watch(): Promise<AsyncIterable<KvWatchEntry> & { stop(): void }> {
     this.answer();
+    if (this.ageOut) {
+      this.ageOut = false;
+      this.data.clear();
+    }
     const queue: KvWatchEntry[] = [];
     let wake: (() => void) | null = null;
     let stopped = false;

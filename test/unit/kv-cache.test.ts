@@ -22,3 +22,14 @@ test("a watch that ends while the bucket does not answer is followed again once 
   await kv.put("k", encoder.encode("3"));
   await until("the cache to keep following", () => cache.get("k") === 3, 10_000, 10);
 });
+
+test("a cache opened on a bucket whose entries age out between its count and its watch opens all the same, empty, and follows", async (t) => {
+  const kv = new MemoryKv();
+  await kv.put("lease", encoder.encode("1"));
+  kv.ageOutBeforeNextWatch();
+  const cache = await KvCache.open<number>(kv.asKv(), "leases", capturingLogger("warn").log);
+  t.teardown(() => cache.stop());
+  t.is(cache.size, 0);
+  await kv.put("lease", encoder.encode("2"));
+  await until("the cache to follow the next write", () => cache.get("lease") === 2, 10_000, 10);
+});
