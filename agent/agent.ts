@@ -40,6 +40,8 @@ const COMMAND_MAX_AGE_MS = 5 * 60_000;
 const REPORT_RETRY_LIMIT_MS = 60_000;
 /** How long the coordinator may hold a waiting agent's pull. */
 const LONG_POLL_MS = 10_000;
+/** The least time between two held pulls. */
+const WAIT_LOOP_MS = 50;
 /** How long an agent refused for its password or its name waits before asking again. */
 const REJECTED_RETRY_MS = 10_000;
 /** The host's certificate, capabilities and candidate version are read again this often. */
@@ -182,13 +184,16 @@ export class FleetAgent {
     let preflight: PreflightReport | undefined;
     let backoffMs = 100;
     let lastError = "";
+    let held = false;
+    let pulledAt = 0;
     while (!this.stopping) {
       let assignment: Assignment;
       try {
         const facts = await this.facts();
         // While waiting its turn, the agent lets the coordinator hold its pull and answer the moment the turn comes.
-        const waiting = this.lastAssignment?.kind === "wait" && !preflight;
-        assignment = await this.link.pull(facts, preflight, waiting ? LONG_POLL_MS : 0);
+        held = this.lastAssignment?.kind === "wait" && !preflight;
+        pulledAt = Date.now();
+        assignment = await this.link.pull(facts, preflight, held ? LONG_POLL_MS : 0);
         backoffMs = 100;
         lastError = "";
       } catch (err) {
@@ -216,8 +221,12 @@ export class FleetAgent {
           preflight = await this.prepare(assignment);
           break;
         case "wait":
-          // The next pull is held by the coordinator; a short pause only keeps a busy loop from forming.
-          await this.pause(Math.min(assignment.retryAfterMs, 50));
+          // The next pull is held by the coordinator until the turn comes, so it goes at once; only a held pull
+          // answered straight away pauses, to keep a busy loop from forming.
+          if (held) {
+            const left = Math.min(assignment.retryAfterMs, WAIT_LOOP_MS - (Date.now() - pulledAt));
+            if (left > 0) await this.pause(left);
+          }
           break;
         case "held":
         case "rejected":

@@ -43,7 +43,10 @@ export function planCluster(s: ClusterSituation, limits: PlannerLimits, failures
     next ??= step;
   };
   // A due look at the cluster comes first: operations wait on what it shows (instances back on their member, roles).
-  if (formed && via && s.observationDue && !inBackoff(failures.get("observe"), s.now)) pick({ kind: "observe", via });
+  // The next join does not, once the cluster has been read since it was formed: it starts first, and the look is
+  // taken while it runs.
+  const joinFirst = fn?.kind === "join" && !s.active && !!s.observed && !convergence.settingsFirst && !convergence.resourcesFirst;
+  if (formed && via && s.observationDue && !joinFirst && !inBackoff(failures.get("observe"), s.now)) pick({ kind: "observe", via });
   if (s.active) pick({ kind: "drive-operation" });
   if (fn?.kind === "claim-bootstrap" || fn?.kind === "adopt-cluster" || fn?.kind === "complete-bootstrap") pick({ kind: fn.kind, node: fn.node });
   if (formed && via) {

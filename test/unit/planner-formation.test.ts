@@ -68,6 +68,8 @@ test("after the bootstrap the cluster is read first, then the first member prepa
   const ready = plan(situationOf(spec3, both, n1Member));
   t.deepEqual(ready.next, { kind: "begin-join", node: "node2", sponsor: "node1" });
   t.like(ready.changes.find((c) => c.object === "member node2"), { action: "join", status: "next", now: "not a member", wanted: "member" });
+  // A look fallen due (the last join just ended) is taken while the next join runs, not before it.
+  t.deepEqual(plan(situationOf(spec3, both, { ...n1Member, observationDue: true })).next, { kind: "begin-join", node: "node2", sponsor: "node1" });
 });
 
 test("a join in progress: the joiner gets its token, the others wait their turn and do not prepare in a loop", (t) => {
@@ -128,6 +130,8 @@ test("settings that shape membership go right after the bootstrap, before any jo
   const p = plan(situationOf(spec, hosts, n1Member));
   t.like(p.next, { kind: "apply-settings", set: { "cluster.max_voters": "5", "cluster.offline_threshold": "30" } });
   t.like(p.changes.find((c) => c.object === "setting cluster.max_voters"), { now: "3 (default)", wanted: "5", status: "next" });
+  // Applied, but not read back yet: the look comes before the join, or the join would go in under the old settings.
+  t.like(plan(situationOf(spec, hosts, { ...n1Member, observationDue: true })).next, { kind: "observe" });
   const applied = plan(situationOf(spec, hosts, { ...n1Member, observed: observed({ config: { "cluster.max_voters": "5", "cluster.offline_threshold": "30" } }) }));
   t.like(applied.next, { kind: "begin-join", node: "node2" });
 });
