@@ -47,11 +47,16 @@ export function planCluster(s: ClusterSituation, limits: PlannerLimits, failures
   // taken while it runs.
   const joinFirst = fn?.kind === "join" && !s.active && !!s.observed && !convergence.settingsFirst && !convergence.resourcesFirst;
   if (formed && via && s.observationDue && !joinFirst && !inBackoff(failures.get("observe"), s.now)) pick({ kind: "observe", via });
+  // While a joiner takes its token there is nothing to drive: the next in line is probed back meanwhile, so its join
+  // can start the moment this one ends. A probe that failed waits for its ordinary turn.
+  const probeBack: Step | null = fn?.kind === "probe-reverse" ? { kind: "probe-reverse", node: fn.node, via: fn.via, address: s.hosts[fn.node]?.facts?.address ?? "" } : null;
+  const probeMeanwhile = fn?.kind === "probe-reverse" && s.active?.kind === "join" && s.active.phase === "handed" && !failures.has(`member ${fn.node} preflight`);
+  if (formed && via && probeMeanwhile) pick(probeBack);
   if (s.active) pick({ kind: "drive-operation" });
   if (fn?.kind === "claim-bootstrap" || fn?.kind === "adopt-cluster" || fn?.kind === "complete-bootstrap") pick({ kind: fn.kind, node: fn.node });
   if (formed && via) {
     if (convergence.settingsFirst || convergence.resourcesFirst) pick(convergence.next);
-    if (fn?.kind === "probe-reverse") pick({ kind: "probe-reverse", node: fn.node, via: fn.via, address: s.hosts[fn.node]?.facts?.address ?? "" });
+    pick(probeBack);
     if (fn?.kind === "join") pick({ kind: "begin-join", node: fn.node, sponsor: fn.sponsor });
     if (removals.next && formation.pending.length === 0) pick({ kind: "begin-remove", node: removals.next.node, force: removals.next.force, verdict: removals.next.verdict });
     pick(convergence.next);

@@ -83,6 +83,13 @@ test("a join in progress: the joiner gets its token, the others wait their turn 
   // An operation that waits on a fresh look at the cluster (a rollout's instances coming back) gets one first.
   const due = plan(situationOf(spec3, hosts, { ...n1Member, active: op, observationDue: true }));
   t.like(due.next, { kind: "observe" });
+  // Once node2 holds its token, node3 is probed back meanwhile, so that its join can start as soon as node2's ends;
+  // after that probe has failed once, it waits for its ordinary turn.
+  const handed = { ...op, phase: "handed" };
+  t.like(plan(situationOf(spec3, hosts, { ...n1Member, active: handed })).next, { kind: "probe-reverse", node: "node3", via: "node1" });
+  const failed = new Map([["member node3 preflight", { error: "timeout", at: NOW, count: 1 }]]);
+  t.deepEqual(planCluster(situationOf(spec3, hosts, { ...n1Member, active: handed }), DEFAULT_LIMITS, failed).next, { kind: "drive-operation" });
+  t.deepEqual(plan(situationOf(spec3, hosts, { ...n1Member, active: { ...op, phase: "minting" } })).next, { kind: "drive-operation" }, "not while the token is being minted");
 });
 
 test("a failed preflight holds the member with its failing check, and lets the next one go", (t) => {
