@@ -43,10 +43,11 @@ export function planCluster(s: ClusterSituation, limits: PlannerLimits, failures
     next ??= step;
   };
   // A due look at the cluster comes first: operations wait on what it shows (instances back on their member, roles).
-  // The next join does not, once the cluster has been read since it was formed: it starts first, and the look is
-  // taken while it runs.
-  const joinFirst = fn?.kind === "join" && !s.active && !!s.observed && !convergence.settingsFirst && !convergence.resourcesFirst;
-  if (formed && via && s.observationDue && !joinFirst && !inBackoff(failures.get("observe"), s.now)) pick({ kind: "observe", via });
+  // Joins do not, once the cluster has been read with the settings, pools and networks they bring in: the look
+  // waits until they are done, rather than slow the sponsor's Incus while it mints the next token.
+  const joining = s.active ? s.active.kind === "join" : fn?.kind === "join";
+  const lookAfterJoins = joining && !!s.observed && !convergence.settingsFirst && !convergence.resourcesFirst;
+  if (formed && via && s.observationDue && !lookAfterJoins && !inBackoff(failures.get("observe"), s.now)) pick({ kind: "observe", via });
   // While a joiner takes its token there is nothing to drive: the next in line is probed back meanwhile, so its join
   // can start the moment this one ends. A probe that failed waits for its ordinary turn.
   const probeBack: Step | null = fn?.kind === "probe-reverse" ? { kind: "probe-reverse", node: fn.node, via: fn.via, address: s.hosts[fn.node]?.facts?.address ?? "" } : null;
