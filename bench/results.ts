@@ -1,3 +1,5 @@
+import { FleetLab } from "../lab/fleet-lab.js";
+
 /** Benchmark output: one JSON line per result on stdout, so that scripts and tests can read it. */
 export function emit(result: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -30,9 +32,18 @@ export function arg(name: string, fallback: string): string {
 
 /** Runs a benchmark's main function; any failure ends the process with a non-zero status. */
 export function runBenchmark(main: () => Promise<void>): void {
+  // Interrupted, it still stops every daemon it started and removes its namespaces; what fails as they go is no result.
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    void Promise.allSettled([...FleetLab.live].map((lab) => lab.destroy())).finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   main().then(
     () => process.exit(0),
     (err: unknown) => {
+      if (interrupted) return;
       emit({ bench: "error", error: err instanceof Error ? err.message : String(err) });
       process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
       process.exit(1);

@@ -74,6 +74,8 @@ export interface LabCoordinator {
  * agents as real processes with their own credentials.
  */
 export class FleetLab {
+  /** Labs created and not destroyed yet: what a script interrupted by a signal has to clean up. */
+  static readonly live = new Set<FleetLab>();
   readonly hosts: HostLinks[] = [];
   readonly members: IncusMember[] = [];
   readonly agents = new Map<string, Daemon>();
@@ -117,6 +119,7 @@ export class FleetLab {
         lab.members.push(incusMember(`node${i}`, host, root));
         if (delay) lab.delays.set(`node${i}`, delay);
       }
+      FleetLab.live.add(lab);
       return lab;
     } catch (err) {
       await nats?.stop();
@@ -331,6 +334,7 @@ export class FleetLab {
 
   /** Stops everything this lab started, by pid, and removes namespaces, links and directories, even after a failure. */
   async destroy(): Promise<void> {
+    FleetLab.live.delete(this);
     const errors: unknown[] = [];
     const attempt = async (f: () => Promise<unknown>) => {
       try {
