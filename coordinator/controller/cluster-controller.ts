@@ -3,6 +3,7 @@ import type { EventSink } from "../events/event-log.js";
 import type { AgentFacts } from "../gateway/agent-facts.js";
 import type { HealthMonitor } from "../health/health-monitor.js";
 import type { Operation } from "../operations/operation.js";
+import { removedMember } from "../operations/remove.js";
 import { planCluster } from "../planner/plan-cluster.js";
 import type { ClusterSituation, PlannerLimits } from "../planner/types.js";
 import type { ClaimStore } from "../store/claim-store.js";
@@ -91,7 +92,8 @@ export class ClusterController {
     this.runtimes.set(cluster, runtime);
     // The last owner may have removed a member just before it died: views read before that removal must not undo it.
     for (const op of this.ports.ops.list(cluster)) {
-      if (op.kind === "remove" && op.member && op.state === "succeeded" && op.finishedAt) runtime.removedAt(op.member, Date.parse(op.finishedAt));
+      const gone = removedMember(op);
+      if (gone && op.finishedAt) runtime.removedAt(gone, Date.parse(op.finishedAt));
     }
     const active = this.ports.ops.active(cluster)?.op;
     if (active) {

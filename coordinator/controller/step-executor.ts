@@ -4,6 +4,7 @@ import type { AgentFacts } from "../gateway/agent-facts.js";
 import { OPERATION_LOGIC } from "../operations/catalog.js";
 import type { OpAction } from "../operations/logic.js";
 import { newOperation } from "../operations/new-operation.js";
+import { removedMember } from "../operations/remove.js";
 import type { Operation } from "../operations/operation.js";
 import { pickSponsor } from "../planner/formation.js";
 import { planConvergence } from "../planner/convergence.js";
@@ -239,7 +240,8 @@ export class StepExecutor {
     const action = logic.next(op, ctx);
     if (action.kind === "wait") return false;
     // A removal found done by a new owner (the member gone from the views) is as fresh as one it saw itself.
-    if (op.kind === "remove" && op.member && action.op.phase === "cleaning-up") rt.removedAt(op.member, ctx.now);
+    const removed = removedMember(action.op);
+    if (removed) rt.removedAt(removed, ctx.now);
     if (action.op !== op) revision = await this.ports.ops.update(action.op, revision);
     this.publish(rt.cluster, action.events);
     if (action.kind === "update") return true;
@@ -256,7 +258,8 @@ export class StepExecutor {
         if (!rt.owned || current.op.owner?.epoch !== rt.epoch) return;
         const settled = logic.settle(current.op, outcome, { ...ctx, now: this.clock.now() });
         // Gone from Incus now, whatever views read a moment ago say: known before the write that may end the operation wakes a new plan.
-        if (outcome.ok && outcome.result.kind === "remove-member" && current.op.member) rt.removedAt(current.op.member, this.clock.now());
+        const gone = removedMember(settled.op);
+        if (gone) rt.removedAt(gone, this.clock.now());
         await this.ports.ops.update(settled.op, current.revision);
         this.publish(rt.cluster, settled.events);
         rt.observeNow = true;

@@ -1,5 +1,5 @@
 import { fail, movedAway, progress, succeed, type OperationLogic } from "./logic.js";
-import type { RemoveOperation } from "./operation.js";
+import type { Operation, RemoveOperation } from "./operation.js";
 
 /**
  * A removal: evacuate the member first when it still has instances (unless
@@ -53,3 +53,8 @@ export const removeLogic: OperationLogic<RemoveOperation> = {
     return fail(op, `unexpected answer ${r.kind}`, ctx.now);
   },
 };
+
+/** The member a removal has taken out of Incus, once it has (it is past the removal itself), or null. */
+export function removedMember(op: Operation): string | null {
+  return op.kind === "remove" && op.member && (op.phase === "cleaning-up" || op.state === "succeeded") ? op.member : null;
+}

@@ -50,8 +50,8 @@ export function planCluster(s: ClusterSituation, limits: PlannerLimits, failures
   if (formed && via && s.observationDue && !lookAfterJoins && !inBackoff(failures.get("observe"), s.now)) pick({ kind: "observe", via });
   // While a joiner takes its token there is nothing to drive: the next in line is probed back meanwhile, so its join
   // can start the moment this one ends. A probe that failed waits for its ordinary turn.
-  const probeBack: Step | null = fn?.kind === "probe-reverse" ? { kind: "probe-reverse", node: fn.node, via: fn.via, address: s.hosts[fn.node]?.facts?.address ?? "" } : null;
-  const probeMeanwhile = fn?.kind === "probe-reverse" && s.active?.kind === "join" && s.active.phase === "handed" && !failures.has(`member ${fn.node} preflight`);
+  const probeBack: Extract<Step, { kind: "probe-reverse" }> | null = fn?.kind === "probe-reverse" ? { kind: "probe-reverse", node: fn.node, via: fn.via, address: s.hosts[fn.node]?.facts?.address ?? "" } : null;
+  const probeMeanwhile = probeBack && s.active?.kind === "join" && s.active.phase === "handed" && !failures.has(`member ${probeBack.node} preflight`);
   if (formed && via && probeMeanwhile) pick(probeBack);
   if (s.active) pick({ kind: "drive-operation" });
   if (fn?.kind === "claim-bootstrap" || fn?.kind === "adopt-cluster" || fn?.kind === "complete-bootstrap") pick({ kind: fn.kind, node: fn.node });
