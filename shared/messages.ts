@@ -389,10 +389,13 @@ export const ObservedResource = Type.Object({
 });
 export type ObservedResource = Static<typeof ObservedResource>;
 
+/** A member's description, failure domain and groups, as Incus has them. */
+export const ObservedMember = Type.Object({ name: Type.String({ maxLength: 255 }), description: Type.String({ maxLength: 1024 }), failureDomain: Type.String({ maxLength: 255 }), groups: Type.Array(Type.String({ maxLength: 255 }), { maxItems: 64 }) });
+export type ObservedMember = Static<typeof ObservedMember>;
+
 export const Observation = Type.Object({
   config: StringMap,
-  /** Each member's description, failure domain and groups. */
-  members: Type.Array(Type.Object({ name: Type.String({ maxLength: 255 }), description: Type.String({ maxLength: 1024 }), failureDomain: Type.String({ maxLength: 255 }), groups: Type.Array(Type.String({ maxLength: 255 }), { maxItems: 64 }) }), { maxItems: 100 }),
+  members: Type.Array(ObservedMember, { maxItems: 100 }),
   pools: Type.Array(ObservedResource, { maxItems: 256 }),
   networks: Type.Array(ObservedResource, { maxItems: 256 }),
   instances: Type.Array(InstancePlacement, { maxItems: 10000 }),
@@ -402,15 +405,16 @@ export type Observation = Static<typeof Observation>;
 export const CommandResult = Type.Union([
   Type.Object({ kind: Type.Literal("mint-token"), sealedToken: Type.String({ maxLength: 16384 }), clusterCertificate: Type.String({ maxLength: 16384 }), clusterAddress: Address }),
   Type.Object({ kind: Type.Literal("probe"), reachable: Type.Boolean(), rttMs: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]), error: Type.Optional(Text) }),
-  Type.Object({ kind: Type.Literal("set-member") }),
-  Type.Object({ kind: Type.Literal("apply-config"), changed: Type.Array(Type.String({ maxLength: 256 })) }),
+  // What a change read back afterwards (optional: an older agent does not send it), so the coordinator need not look at the whole cluster again.
+  Type.Object({ kind: Type.Literal("set-member"), member: Type.Optional(ObservedMember) }),
+  Type.Object({ kind: Type.Literal("apply-config"), changed: Type.Array(Type.String({ maxLength: 256 })), config: Type.Optional(StringMap) }),
   Type.Object({ kind: Type.Literal("remove-member"), removed: Type.Boolean() }),
   Type.Object({ kind: Type.Literal("evacuate"), ...Placements }),
   Type.Object({ kind: Type.Literal("restore"), ...Placements }),
   Type.Object({ kind: Type.Literal("clear-evacuation-origin"), cleared: Type.Array(Type.String({ maxLength: 512 }), { maxItems: 10000 }) }),
   Type.Object({ kind: Type.Literal("observe"), observation: Observation }),
-  Type.Object({ kind: Type.Literal("converge-pool"), changes: Type.Array(Text, { maxItems: 256 }) }),
-  Type.Object({ kind: Type.Literal("converge-network"), changes: Type.Array(Text, { maxItems: 256 }) }),
+  Type.Object({ kind: Type.Literal("converge-pool"), changes: Type.Array(Text, { maxItems: 256 }), observed: Type.Optional(ObservedResource) }),
+  Type.Object({ kind: Type.Literal("converge-network"), changes: Type.Array(Text, { maxItems: 256 }), observed: Type.Optional(ObservedResource) }),
   Type.Object({ kind: Type.Literal("delete-pool"), deleted: Type.Boolean() }),
   Type.Object({ kind: Type.Literal("delete-network"), deleted: Type.Boolean() }),
   Type.Object({ kind: Type.Literal("host-action"), detail: Text }),

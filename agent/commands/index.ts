@@ -12,7 +12,7 @@ import type { IncusClient } from "../incus-client.js";
 import type { Probe } from "../tcp-probe.js";
 import { hostAction, type HostActionCommands } from "./host-actions.js";
 import { changeState, clearEvacuationOrigin, removeMember } from "./maintenance.js";
-import { convergeResource, deleteResource, observe } from "./resources.js";
+import { convergeResource, deleteResource, observe, observedMember, observeResource } from "./resources.js";
 
 export interface CommandContext {
   incus: IncusClient;
@@ -61,14 +61,15 @@ export async function runCommand(ctx: CommandContext, body: CommandBody): Promis
       const { member, etag } = await incus.member(body.member);
       // Incus takes the whole member: the database roles are sent back as they are (it refuses changes to them).
       await incus.updateMember(body.member, { description: body.description, failure_domain: body.failureDomain, groups: body.groups, roles: member.roles ?? [], config: member.config ?? {} }, etag);
-      return { kind: "set-member" };
+      return { kind: "set-member", member: observedMember((await incus.member(body.member)).member) };
     }
     case "apply-config": {
       const server = await incus.server();
       const changed = Object.entries(body.config).filter(([k, v]) => server.config[k] !== v);
       // PATCH, never PUT: a PUT of some keys clears every other one, the member's own addresses included.
       if (changed.length > 0) await incus.patchServerConfig(Object.fromEntries(changed));
-      return { kind: "apply-config", changed: changed.map(([k]) => k) };
+      const config = changed.length > 0 ? (await incus.server()).config : server.config;
+      return { kind: "apply-config", changed: changed.map(([k]) => k), config };
     }
     case "remove-member":
       return { kind: "remove-member", removed: await removeMember(incus, body.member, body.force) };
@@ -82,8 +83,9 @@ export async function runCommand(ctx: CommandContext, body: CommandBody): Promis
       return { kind: "observe", observation: await observe(incus, body) };
     case "converge-pool":
     case "converge-network": {
+      const kind = body.kind === "converge-pool" ? "pool" : "network";
       const changes = await convergeResource(incus, {
-        kind: body.kind === "converge-pool" ? "pool" : "network",
+        kind,
         name: body.name,
         type: body.kind === "converge-pool" ? body.driver : body.type,
         description: body.description,
@@ -91,7 +93,8 @@ export async function runCommand(ctx: CommandContext, body: CommandBody): Promis
         memberConfig: body.memberConfig,
         members: body.members,
       });
-      return body.kind === "converge-pool" ? { kind: "converge-pool", changes } : { kind: "converge-network", changes };
+      const observed = await observeResource(incus, kind, body.name, body.members);
+      return { kind: body.kind, changes, ...(observed ? { observed } : {}) };
     }
     case "delete-pool":
       return { kind: "delete-pool", deleted: await deleteResource(incus, "pool", body.name) };

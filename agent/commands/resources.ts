@@ -1,5 +1,5 @@
-import { IncusError, MANAGED_KEY, MANAGED_VALUE, NETWORK_MEMBER_KEYS, POOL_MEMBER_KEYS, type Observation, type ObservedResource } from "../../shared/index.js";
-import type { IncusClient, IncusNetwork, IncusStoragePool } from "../incus-client.js";
+import { IncusError, MANAGED_KEY, MANAGED_VALUE, NETWORK_MEMBER_KEYS, POOL_MEMBER_KEYS, type Observation, type ObservedMember, type ObservedResource } from "../../shared/index.js";
+import type { IncusClient, IncusMember, IncusNetwork, IncusStoragePool } from "../incus-client.js";
 import { placements } from "./maintenance.js";
 
 export interface ResourceWanted {
@@ -134,6 +134,14 @@ async function observeOne(incus: IncusClient, kind: "pool" | "network", r: Exist
   return out;
 }
 
+/** One pool or network as it is now on each of `members`, read back after converging it; undefined when it is gone. */
+export async function observeResource(incus: IncusClient, kind: "pool" | "network", name: string, members: string[]): Promise<ObservedResource | undefined> {
+  const r = await api(incus, kind).get(name);
+  return r ? observeOne(incus, kind, r, members, members.length > 0) : undefined;
+}
+
+export const observedMember = (m: IncusMember): ObservedMember => ({ name: m.server_name, description: m.description, failureDomain: m.failure_domain, groups: m.groups ?? [] });
+
 /**
  * What the spec manages, as Incus has it: cluster settings, pools and
  * networks (the named ones with each member's own state and keys) and where
@@ -146,7 +154,7 @@ export async function observe(incus: IncusClient, names: { pools: string[]; netw
   const detailed = (r: Existing, wanted: string[]) => members.length > 0 && (wanted.includes(r.name) || r.config[MANAGED_KEY] !== undefined);
   return {
     config: server.config,
-    members: listed.map((m) => ({ name: m.server_name, description: m.description, failureDomain: m.failure_domain, groups: m.groups ?? [] })),
+    members: listed.map(observedMember),
     pools: await Promise.all(pools.map((p) => observeOne(incus, "pool", p, members, detailed(p, names.pools)))),
     networks: await Promise.all(networks.filter((n) => n.managed).map((n) => observeOne(incus, "network", n, members, detailed(n, names.networks)))),
     instances,

@@ -1,4 +1,4 @@
-import { asFleetError, canonicalJson, memberConfigOf, type CommandBody, type Logger } from "../../shared/index.js";
+import { asFleetError, canonicalJson, memberConfigOf, type CommandBody, type Logger, type Observation } from "../../shared/index.js";
 import type { EventSink, EventSpec } from "../events/event-log.js";
 import type { AgentFacts } from "../gateway/agent-facts.js";
 import { OPERATION_LOGIC } from "../operations/catalog.js";
@@ -105,17 +105,23 @@ export class StepExecutor {
         if (!r) return false;
         const changed = Object.fromEntries(r.changed.map((k) => [k, { from: before[k] ?? null, to: step.set[k] }]));
         if (r.changed.length > 0) events.publish(cluster, { kind: "settings.applied", message: `server settings applied through ${step.via}: ${r.changed.join(", ")}`, data: { changed } });
-        rt.observeNow = true;
+        const config = r.config;
+        this.learn(rt, config && ((o) => ({ ...o, config })));
         return true;
       }
       case "set-member": {
         const m = s.spec.members.find((x) => x.name === step.node)!;
-        const ok = await this.attempt(rt, `member ${m.name}`, () =>
+        const r = await this.attempt(rt, `member ${m.name}`, () =>
           commander.run(cluster, step.via, { kind: "set-member", member: m.name, description: m.description, failureDomain: m.failureDomain, groups: m.groups }),
         );
-        if (ok) events.publish(cluster, { kind: "member.updated", node: m.name, message: `${m.name}: description, failure domain ${m.failureDomain}, groups ${m.groups.join(", ")}`, data: { failureDomain: m.failureDomain, groups: m.groups } });
-        rt.observeNow = true;
-        return !!ok;
+        if (!r || r.kind !== "set-member") {
+          rt.observeNow = true;
+          return false;
+        }
+        events.publish(cluster, { kind: "member.updated", node: m.name, message: `${m.name}: description, failure domain ${m.failureDomain}, groups ${m.groups.join(", ")}`, data: { failureDomain: m.failureDomain, groups: m.groups } });
+        const member = r.member;
+        this.learn(rt, member && ((o) => ({ ...o, members: o.members.map((x) => (x.name === member.name ? member : x)) })));
+        return true;
       }
       case "converge-pool":
       case "converge-network":
@@ -125,9 +131,14 @@ export class StepExecutor {
         const object = `${step.kind === "delete-pool" ? "pool" : "network"} ${step.name}`;
         const body: CommandBody = step.kind === "delete-pool" ? { kind: "delete-pool", name: step.name } : { kind: "delete-network", name: step.name };
         const r = await this.attempt(rt, object, () => commander.run(cluster, step.via, body), (err) => events.publish(cluster, { kind: "resource.failed", message: `could not delete ${object}: ${err}`, data: { object, error: err } }));
-        if (r) events.publish(cluster, { kind: "resource.deleted", message: `${object} deleted`, data: { object } });
-        rt.observeNow = true;
-        return !!r;
+        if (!r) {
+          rt.observeNow = true;
+          return false;
+        }
+        events.publish(cluster, { kind: "resource.deleted", message: `${object} deleted`, data: { object } });
+        const list = step.kind === "delete-pool" ? "pools" : "networks";
+        this.learn(rt, (o) => ({ ...o, [list]: o[list].filter((x) => x.name !== step.name) }));
+        return true;
       }
     }
   }
@@ -145,6 +156,21 @@ export class StepExecutor {
       onError?.(message);
       return null;
     }
+  }
+
+  /**
+   * Folds what a step read back from Incus after its change into the last
+   * observation: the next plan sees the change made, without a whole look at
+   * the cluster before the next step (which would delay the joins of a new
+   * cluster by one look per setting, pool and network). Without anything read
+   * back (an older agent), the cluster is looked at again.
+   */
+  private learn(rt: ClusterRuntime, update: ((o: Observation) => Observation) | undefined): void {
+    if (!rt.observed || !update) {
+      rt.observeNow = true;
+      return;
+    }
+    rt.observed = { ...rt.observed, observation: update(rt.observed.observation) };
   }
 
   private async observe(rt: ClusterRuntime, s: ClusterSituation, via: string): Promise<boolean> {
@@ -199,9 +225,14 @@ export class StepExecutor {
     const r = await this.attempt(rt, object, () => this.ports.commander.run(rt.cluster, step.via, body), (err) =>
       this.ports.events.publish(rt.cluster, { kind: "resource.failed", message: `could not converge ${object}: ${err}`, data: { object, error: err } }),
     );
-    rt.observeNow = true;
-    if (!r || (r.kind !== "converge-pool" && r.kind !== "converge-network")) return false;
+    if (!r || (r.kind !== "converge-pool" && r.kind !== "converge-network")) {
+      rt.observeNow = true;
+      return false;
+    }
     if (r.changes.length > 0) this.ports.events.publish(rt.cluster, { kind: "resource.converged", message: `${object}: ${r.changes.join("; ")}`, data: { object, changes: r.changes } });
+    const observed = r.observed;
+    const list = isPool ? "pools" : "networks";
+    this.learn(rt, observed && ((o) => ({ ...o, [list]: [...o[list].filter((x) => x.name !== observed.name), observed] })));
     return true;
   }
 

@@ -86,6 +86,72 @@ test("a join: preflight both ways, a token minted by the sponsor's agent, handed
   t.is(h.ops.list("c").find((o) => o.kind === "join")?.state, "succeeded");
 });
 
+/** A new cluster whose spec asks for settings, a pool and a network before anyone joins. */
+async function bootstrappedWithResources(t: ExecutionContext, readsBack: boolean): Promise<ControllerHarness> {
+  const spec = {
+    clusters: {
+      c: {
+        ...spec3.clusters.c,
+        server_settings: { config: { "cluster.max_voters": "5" } },
+        storage_pools: { local: { driver: "dir", member_config: { node2: { source: "/srv/local" } } } },
+        networks: { br0: { type: "bridge", config: { "ipv4.address": "none" } } },
+      },
+    },
+  };
+  const h = await ControllerHarness.create(spec);
+  t.teardown(() => h.stop());
+  let config: Record<string, string> = {};
+  const made = new Map<string, Extract<CommandResult, { kind: "observe" }>["observation"]["pools"][number]>();
+  const resource = (name: string, kind: string, cfg: Record<string, string>) => ({ name, kind, managed: true, status: "Created", description: "", config: cfg, members: { node1: { status: "Created", config: {} } } });
+  h.respond = (node, body) => {
+    switch (body.kind) {
+      case "observe": {
+        const o = observation(["node1"]) as Extract<CommandResult, { kind: "observe" }>;
+        return { kind: "observe", observation: { ...o.observation, config, pools: made.has("local") ? [made.get("local")!] : [], networks: made.has("br0") ? [made.get("br0")!] : [] } };
+      }
+      case "apply-config":
+        config = { ...config, ...body.config };
+        return { kind: "apply-config", changed: Object.keys(body.config), ...(readsBack ? { config } : {}) };
+      case "converge-pool":
+      case "converge-network": {
+        const r = resource(body.name, body.kind === "converge-pool" ? body.driver : body.type, body.config);
+        made.set(body.name, r);
+        return { kind: body.kind, changes: ["created"], ...(readsBack ? { observed: r } : {}) };
+      }
+      default:
+        return healthyAgent()(node, body);
+    }
+  };
+  await h.claims.claim("c", { node: "node1", claimedAt: "t", completedAt: new Date(h.clock.now() - 60_000).toISOString() });
+  h.health.set("c", healthOf([{ name: "node1" }]));
+  h.controller.own("c", 1);
+  await h.enroll("node1", facts(true, ["node1"], "192.0.2.11:8443"));
+  await h.enroll("node2", facts(false, undefined, "192.0.2.12:8443"));
+  return h;
+}
+
+const commandKinds = (h: ControllerHarness) => h.commands.filter((c) => c.body.kind !== "probe").map((c) => c.body.kind);
+
+test("a new cluster's settings, pool and network are made one after another on one look: each change's read-back feeds the next plan, and joiners bring their member config", async (t) => {
+  const h = await bootstrappedWithResources(t, true);
+  await h.advance(500);
+  t.deepEqual(commandKinds(h), ["observe", "apply-config", "converge-pool", "converge-network"]);
+  t.is(h.controller.assignmentFor("c", "node2").kind, "prepare");
+
+  await h.facts.pulled("c", "node2", facts(false, undefined, "192.0.2.12:8443"), { target: "192.0.2.11:8443", at: "t", checks: [{ name: "port", ok: true, detail: "ok" }] });
+  await h.advance(500);
+  const a = h.controller.assignmentFor("c", "node2");
+  t.like(a, { kind: "join" });
+  t.deepEqual(a.kind === "join" ? a.memberConfig : null, [{ entity: "storage-pool", name: "local", key: "source", value: "/srv/local" }]);
+});
+
+test("an agent that reads nothing back after a change: the cluster is looked at again before the next one", async (t) => {
+  const h = await bootstrappedWithResources(t, false);
+  await h.advance(500);
+  t.deepEqual(commandKinds(h), ["observe", "apply-config", "observe", "converge-pool", "observe", "converge-network", "observe"]);
+  t.is(h.controller.assignmentFor("c", "node2").kind, "prepare");
+});
+
 test("a joiner that reports a failure fails the join, releases the lock and backs off", async (t) => {
   const h = await bootstrappedWithJoiner(t);
   await h.facts.pulled("c", "node2", facts(false, undefined, "192.0.2.12:8443"), { target: "192.0.2.11:8443", at: "t", checks: [{ name: "port", ok: true, detail: "ok" }] });
