@@ -193,6 +193,7 @@ export class ClusterController {
       observed: rt.observed,
       observationDue: !rt.observed || rt.observeNow || now - rt.observed.at > this.options.limits.observeEveryMs,
       recentlyRemoved: rt.recentlyRemovedNames(now),
+      tokensAhead: new Set(rt.tokensAhead.keys()),
       now,
     };
   }

@@ -1,8 +1,12 @@
 import type { StepFailure } from "../planner/convergence.js";
+import type { JoinOperation } from "../operations/operation.js";
 import type { ClusterPlan, ObservedState } from "../planner/types.js";
 
 /** How long a member removed a moment ago is left out of views read before its removal. */
 export const RECENTLY_REMOVED_MS = 15_000;
+
+/** A join token minted before its member's turn: kept in memory only, since a new owner simply mints another. */
+export type TokenAhead = { state: "minting" } | { state: "failed" } | { state: "minted"; sponsor: string; token: NonNullable<JoinOperation["data"]["token"]> };
 
 /**
  * What the owner of a cluster keeps in memory about it, besides what the
@@ -17,6 +21,8 @@ export class ClusterRuntime {
   observeNow = false;
   readonly failures = new Map<string, StepFailure>();
   private readonly recentlyRemoved = new Map<string, number>();
+  /** Join tokens minted ahead, by joiner. */
+  readonly tokensAhead = new Map<string, TokenAhead>();
   /** Commands of operations in flight, by operation id. */
   readonly inflight = new Set<string>();
   /** What the last observations showed differing, and the spec they were compared with. */

@@ -15,6 +15,9 @@ import type { CommandRunner } from "./agent-commander.js";
 import type { Clock } from "./clock.js";
 import type { ClusterRuntime } from "./cluster-runtime.js";
 
+/** A token minted ahead and not used within this long is minted again (Incus lets join tokens expire). */
+const TOKEN_AHEAD_MAX_AGE_MS = 5 * 60_000;
+
 export interface ExecutorPorts {
   claims: ClaimStore;
   ops: OperationStore;
@@ -68,8 +71,17 @@ export class StepExecutor {
         if (done) events.publish(cluster, { kind: "bootstrap.completed", node: step.node, id: `${cluster}:bootstrap.completed`, message: `${step.node} bootstrapped cluster ${cluster}`, data: {} });
         return true;
       }
-      case "begin-join":
-        return this.begin(rt, newOperation("join", { cluster, member: step.node, requestedBy: "spec", params: { sponsor: step.sponsor }, data: {}, now }));
+      case "begin-join": {
+        const ahead = rt.tokensAhead.get(step.node);
+        // Minting again now would cancel the token on its way; the join begins when that one has come back.
+        if (ahead?.state === "minting") return false;
+        rt.tokensAhead.delete(step.node);
+        const token = ahead?.state === "minted" && ahead.sponsor === step.sponsor && now - ahead.token.mintedAt < TOKEN_AHEAD_MAX_AGE_MS ? ahead.token : undefined;
+        return this.begin(rt, newOperation("join", { cluster, member: step.node, requestedBy: "spec", params: { sponsor: step.sponsor }, data: token ? { token } : {}, now }));
+      }
+      case "mint-ahead":
+        this.mintAhead(rt, step);
+        return true;
       case "begin-remove": {
         if (step.verdict.forced) {
           this.log.warn({ cluster, member: step.node, reasons: step.verdict.reasons }, "forced removal: the spec overrides the safety rules");
@@ -234,6 +246,25 @@ export class StepExecutor {
     const list = isPool ? "pools" : "networks";
     this.learn(rt, observed && ((o) => ({ ...o, [list]: [...o[list].filter((x) => x.name !== observed.name), observed] })));
     return true;
+  }
+
+  /** Mints the next joiner's token in the background; the join that follows takes it instead of minting its own. */
+  private mintAhead(rt: ClusterRuntime, step: Extract<Step, { kind: "mint-ahead" }>): void {
+    rt.tokensAhead.set(step.node, { state: "minting" });
+    void this.ports.commander
+      .run(rt.cluster, step.via, { kind: "mint-token", joiner: step.node })
+      .then(
+        (r) => {
+          const token = { sealedToken: r.sealedToken, clusterCertificate: r.clusterCertificate, clusterAddress: r.clusterAddress, mintedAt: this.clock.now() };
+          rt.tokensAhead.set(step.node, { state: "minted", sponsor: step.via, token });
+        },
+        (err: unknown) => {
+          // Not worth a retry: the join mints its own token when its turn comes.
+          rt.tokensAhead.set(step.node, { state: "failed" });
+          this.log.debug({ cluster: rt.cluster, member: step.node, err: asFleetError(err).message }, "could not mint a join token ahead");
+        },
+      )
+      .finally(() => this.ports.enqueue(rt.cluster));
   }
 
   private async begin(rt: ClusterRuntime, op: Operation): Promise<boolean> {

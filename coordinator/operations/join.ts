@@ -1,5 +1,6 @@
 import { isClusteredHere } from "../planner/formation.js";
 import { cancel, fail, progress, succeed, type OperationLogic } from "./logic.js";
+import type { EventSpec } from "../events/event-log.js";
 import type { JoinOperation } from "./operation.js";
 
 /**
@@ -16,6 +17,8 @@ export const joinLogic: OperationLogic<JoinOperation> = {
       const { op: done, events } = succeed(op, `${joiner} joined`, ctx.now);
       return { kind: "update", op: done, events: [...events, { kind: "join.completed", node: joiner, id: `${op.id}:join.completed`, message: `${joiner} joined cluster ${op.cluster}`, data: { durationMs: ctx.now - Date.parse(op.createdAt), detail: "Incus lists it as a member" } }] };
     }
+    // A token minted ahead of the member's turn is handed out at once.
+    if (op.phase === "requested" && op.data.token) return { kind: "update", ...handOut(op, op.data.token, ctx.now) };
     const failedAt = host?.lastFailureAt ?? 0;
     if (op.data.handedAt !== undefined && failedAt > op.data.handedAt) {
       return { kind: "update", ...fail(op, `${joiner} reported: ${host?.lastFailure ?? "the join failed"}`, ctx.now) };
@@ -40,10 +43,15 @@ export const joinLogic: OperationLogic<JoinOperation> = {
     if (!outcome.ok) return fail(op, `could not mint a join token through ${op.params.sponsor}: ${outcome.error.message}`, ctx.now);
     if (outcome.result.kind !== "mint-token") return fail(op, `unexpected answer ${outcome.result.kind}`, ctx.now);
     const { sealedToken, clusterCertificate, clusterAddress } = outcome.result;
-    const handed = progress({ ...op, data: { ...op.data, token: { sealedToken, clusterCertificate, clusterAddress, mintedAt: ctx.now }, handedAt: ctx.now } }, "handed", `token minted; ${op.member} joins through ${op.params.sponsor}`, ctx.now);
-    return {
-      op: handed.op,
-      events: [...handed.events, { kind: "join.started", node: op.member!, id: `${op.id}:join.started`, message: `${op.member} joins through ${op.params.sponsor}`, data: { via: op.params.sponsor, clusterAddress } }],
-    };
+    return handOut(op, { sealedToken, clusterCertificate, clusterAddress, mintedAt: ctx.now }, ctx.now);
   },
 };
+
+/** The joiner is given the token on its next pull (its held pull is answered at once). */
+function handOut(op: JoinOperation, token: NonNullable<JoinOperation["data"]["token"]>, now: number): { op: JoinOperation; events: EventSpec[] } {
+  const handed = progress({ ...op, data: { ...op.data, token, handedAt: now } }, "handed", `token minted; ${op.member} joins through ${op.params.sponsor}`, now);
+  return {
+    op: handed.op,
+    events: [...handed.events, { kind: "join.started", node: op.member!, id: `${op.id}:join.started`, message: `${op.member} joins through ${op.params.sponsor}`, data: { via: op.params.sponsor, clusterAddress: token.clusterAddress } }],
+  };
+}

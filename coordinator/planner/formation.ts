@@ -64,6 +64,8 @@ export interface FormationPlan {
     | { kind: "adopt-cluster"; node: string }
     | { kind: "complete-bootstrap"; node: string }
     | { kind: "bootstrap"; node: string } | { kind: "join"; node: string; sponsor: string } | { kind: "probe-reverse"; node: string; via: string } | null;
+  /** The member whose turn comes next, through its preflight both ways: its token can be minted ahead. */
+  ahead: { node: string; sponsor: string } | null;
   waiting: { node: string; reason: string }[];
   sponsor: MemberSpec | null;
   pending: MemberSpec[];
@@ -92,12 +94,12 @@ export function planFormation(s: ClusterSituation, limits: PlannerLimits): Forma
     const existing = present.find((m) => settled(m.name));
     if (existing) {
       for (const m of present) decisions[m.name] = { kind: "wait", reason: `adopting the cluster ${existing.name} is already part of`, retryAfterMs: WAIT_SHORT_MS };
-      return { decisions, next: { kind: "adopt-cluster", node: existing.name }, waiting, sponsor: null, pending: present.filter((m) => !clustered.has(m.name)), recheckMs: WAIT_SHORT_MS };
+      return { decisions, next: { kind: "adopt-cluster", node: existing.name }, ahead: null, waiting, sponsor: null, pending: present.filter((m) => !clustered.has(m.name)), recheckMs: WAIT_SHORT_MS };
     }
   }
   if (claim && !claim.completedAt && settled(claim.node)) {
     for (const m of present) decisions[m.name] = { kind: "wait", reason: `${claim.node} has bootstrapped; recording it`, retryAfterMs: WAIT_SHORT_MS };
-    return { decisions, next: { kind: "complete-bootstrap", node: claim.node }, waiting, sponsor: null, pending: present.filter((m) => !clustered.has(m.name)), recheckMs: WAIT_SHORT_MS };
+    return { decisions, next: { kind: "complete-bootstrap", node: claim.node }, ahead: null, waiting, sponsor: null, pending: present.filter((m) => !clustered.has(m.name)), recheckMs: WAIT_SHORT_MS };
   }
   if (!claim || !claim.completedAt) {
     const chosen = claim ? (present.find((m) => m.name === claim.node) ?? bootstrapMemberOf(spec)) : bootstrapMemberOf(spec);
@@ -121,7 +123,7 @@ export function planFormation(s: ClusterSituation, limits: PlannerLimits): Forma
     }
     if (!ready) waiting.push({ node: chosen.name, reason: `waiting for the agent of ${chosen.name} (bootstrap member) to enroll with Incus reachable` });
     const next = ready ? (claim ? { kind: "bootstrap" as const, node: chosen.name } : { kind: "claim-bootstrap" as const, node: chosen.name }) : null;
-    return { decisions, next, waiting, sponsor: null, pending: present.filter((m) => !clustered.has(m.name)), recheckMs: WAIT_SHORT_MS };
+    return { decisions, next, ahead: null, waiting, sponsor: null, pending: present.filter((m) => !clustered.has(m.name)), recheckMs: WAIT_SHORT_MS };
   }
 
   const sponsor = pickSponsor(s);
@@ -141,6 +143,7 @@ export function planFormation(s: ClusterSituation, limits: PlannerLimits): Forma
   const nextJoiner = joinOp && pending.some((m) => m.name === joinOp.member) ? joinOp.member! : (eligible[0]?.name ?? null);
   const afterNext = eligible.find((m) => m.name !== nextJoiner)?.name ?? null;
   let next: FormationPlan["next"] = null;
+  let ahead: FormationPlan["ahead"] = null;
 
   for (const m of spec.members.filter((x) => !x.present)) {
     decisions[m.name] = clustered.has(m.name) || s.health?.members?.some((v) => v.name === m.name)
@@ -196,6 +199,7 @@ export function planFormation(s: ClusterSituation, limits: PlannerLimits): Forma
           ? { kind: "prepare", target, reason: `next in line after ${blocking}` }
           : { kind: "wait", reason: `queued to join after ${blocking}`, retryAfterMs: WAIT_LONG_MS };
       if (pf === "reverse-missing" && !next) next = { kind: "probe-reverse", node: m.name, via: target.node };
+      if (pf === "passed" && joinOp && m.name === afterNext) ahead = { node: m.name, sponsor: target.node };
       continue;
     }
     if (pf === "missing") {
@@ -209,7 +213,8 @@ export function planFormation(s: ClusterSituation, limits: PlannerLimits): Forma
     }
     decisions[m.name] = { kind: "wait", reason: `about to join through ${target.node}`, retryAfterMs: WAIT_SHORT_MS };
     next = { kind: "join", node: m.name, sponsor: target.node };
+    ahead = { node: m.name, sponsor: target.node };
   }
   if (pending.length > 0) recheckMs = Math.min(recheckMs, WAIT_SHORT_MS);
-  return { decisions, next, waiting, sponsor, pending, recheckMs };
+  return { decisions, next, ahead, waiting, sponsor, pending, recheckMs };
 }

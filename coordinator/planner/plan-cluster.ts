@@ -53,10 +53,18 @@ export function planCluster(s: ClusterSituation, limits: PlannerLimits, failures
   const probeBack: Extract<Step, { kind: "probe-reverse" }> | null = fn?.kind === "probe-reverse" ? { kind: "probe-reverse", node: fn.node, via: fn.via, address: s.hosts[fn.node]?.facts?.address ?? "" } : null;
   const probeMeanwhile = probeBack && s.active?.kind === "join" && s.active.phase === "handed" && !failures.has(`member ${probeBack.node} preflight`);
   if (formed && via && probeMeanwhile) pick(probeBack);
+  // The next joiner's token is minted in the background while the current join runs, or while the settings, pools and
+  // networks joiners wait for are made, so that its join starts the moment its turn comes.
+  const firstChanges = convergence.settingsFirst || convergence.resourcesFirst;
+  const ahead = formation.ahead;
+  const aheadWhile = s.active ? s.active.kind === "join" && s.active.phase === "handed" : firstChanges;
+  if (formed && via && ahead && aheadWhile && !s.tokensAhead.has(ahead.node)) pick({ kind: "mint-ahead", node: ahead.node, via: ahead.sponsor });
   if (s.active) pick({ kind: "drive-operation" });
   if (fn?.kind === "claim-bootstrap" || fn?.kind === "adopt-cluster" || fn?.kind === "complete-bootstrap") pick({ kind: fn.kind, node: fn.node });
   if (formed && via) {
-    if (convergence.settingsFirst || convergence.resourcesFirst) pick(convergence.next);
+    // The next joiner is probed back before those changes, so that its token can be minted while they are made.
+    if (firstChanges && !failures.has(`member ${probeBack?.node} preflight`)) pick(probeBack);
+    if (firstChanges) pick(convergence.next);
     pick(probeBack);
     if (fn?.kind === "join") pick({ kind: "begin-join", node: fn.node, sponsor: fn.sponsor });
     if (removals.next && formation.pending.length === 0) pick({ kind: "begin-remove", node: removals.next.node, force: removals.next.force, verdict: removals.next.verdict });

@@ -52,6 +52,8 @@ export interface ClusterSituation {
   observationDue: boolean;
   /** Members removed moments ago, which views read before their removal still list. */
   recentlyRemoved: ReadonlySet<string>;
+  /** Members whose join token has been minted ahead of their turn (or is being minted). */
+  tokensAhead: ReadonlySet<string>;
   now: number;
 }
 
@@ -92,6 +94,8 @@ export type Step =
   | { kind: "begin-remove"; node: string; force: boolean; verdict: Verdict }
   | { kind: "drive-operation" }
   | { kind: "probe-reverse"; node: string; via: string; address: string }
+  /** The next joiner's token, minted in the background while something else runs. */
+  | { kind: "mint-ahead"; node: string; via: string }
   | { kind: "observe"; via: string }
   | { kind: "apply-settings"; via: string; set: Record<string, string> }
   | { kind: "set-member"; via: string; node: string }

@@ -33,6 +33,7 @@ export function situationFromStatus(spec: ClusterSpec, record: ClusterStatusReco
     observed: o ? { at: o.at, via: o.via, observation: { config: o.config, members: o.members, pools: o.pools, networks: o.networks, instances: [] } } : null,
     observationDue: false,
     recentlyRemoved: new Set(),
+    tokensAhead: new Set(),
     now,
   };
 }

@@ -80,6 +80,7 @@ export function situationOf(spec: ClusterSpec, hosts: HostView[], extra: Partial
     observed: null,
     observationDue: false,
     recentlyRemoved: new Set(),
+    tokensAhead: new Set(),
     now: NOW,
     ...extra,
   };

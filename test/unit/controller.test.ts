@@ -86,6 +86,28 @@ test("a join: preflight both ways, a token minted by the sponsor's agent, handed
   t.is(h.ops.list("c").find((o) => o.kind === "join")?.state, "succeeded");
 });
 
+test("the next joiner's token is minted while the current one joins: its join starts with it, without minting again", async (t) => {
+  const h = await bootstrappedWithJoiner(t);
+  await h.enroll("node3", facts(false, undefined, "192.0.2.13:8443"));
+  let minted = 0;
+  h.respond = (node, body) => (body.kind === "mint-token" ? { ...token, sealedToken: `sealed-for-${body.joiner}-${++minted}` } : healthyAgent()(node, body));
+  const preflightDone = { target: "192.0.2.11:8443", at: "t", checks: [{ name: "port" as const, ok: true, detail: "ok" }] };
+  await h.facts.pulled("c", "node2", facts(false, undefined, "192.0.2.12:8443"), preflightDone);
+  await h.facts.pulled("c", "node3", facts(false, undefined, "192.0.2.13:8443"), preflightDone);
+  await h.advance(500);
+  t.like(h.controller.assignmentFor("c", "node2"), { kind: "join", sealedToken: "sealed-for-node2-1" });
+  t.deepEqual(h.commands.filter((c) => c.body.kind === "mint-token").map((c) => (c.body as { joiner: string }).joiner), ["node2", "node3"], "node3's token is minted while node2 joins");
+  t.like(h.controller.assignmentFor("c", "node3"), { kind: "wait" });
+
+  h.health.set("c", healthOf([{ name: "node1" }, { name: "node2" }]));
+  await h.pulled("node2", facts(true, ["node1", "node2"], "192.0.2.12:8443"));
+  await h.advance(500);
+  t.like(h.active(), { kind: "join", member: "node3", phase: "handed" });
+  t.like(h.controller.assignmentFor("c", "node3"), { kind: "join", sealedToken: "sealed-for-node3-2" });
+  t.is(minted, 2, "no token is minted twice");
+  t.is(h.kinds().filter((k) => k === "join.started:node3").length, 1);
+});
+
 /** A new cluster whose spec asks for settings, a pool and a network before anyone joins. */
 async function bootstrappedWithResources(t: ExecutionContext, readsBack: boolean): Promise<ControllerHarness> {
   const spec = {

@@ -92,6 +92,11 @@ test("a join in progress: the joiner gets its token, the others wait their turn 
   const failed = new Map([["member node3 preflight", { error: "timeout", at: NOW, count: 1 }]]);
   t.deepEqual(planCluster(situationOf(spec3, hosts, { ...n1Member, active: handed }), DEFAULT_LIMITS, failed).next, { kind: "drive-operation" });
   t.deepEqual(plan(situationOf(spec3, hosts, { ...n1Member, active: { ...op, phase: "minting" } })).next, { kind: "drive-operation" }, "not while the token is being minted");
+  // Once node3 is through its preflight both ways, its token is minted in the background while node2 joins; once.
+  const ready = [...hosts.slice(0, 2), host("node3", facts(false), { preflight: preflight("192.0.2.11:8443") })];
+  t.deepEqual(plan(situationOf(spec3, ready, { ...n1Member, active: handed })).next, { kind: "mint-ahead", node: "node3", via: "node1" });
+  t.deepEqual(plan(situationOf(spec3, ready, { ...n1Member, active: handed, tokensAhead: new Set(["node3"]) })).next, { kind: "drive-operation" });
+  t.deepEqual(plan(situationOf(spec3, ready, { ...n1Member, active: { ...op, phase: "minting" } })).next, { kind: "drive-operation" }, "not while the sponsor mints node2's");
 });
 
 test("a failed preflight holds the member with its failing check, and lets the next one go", (t) => {
@@ -136,7 +141,14 @@ test("a host clustered into some other cluster is not taken for a member of this
 test("settings that shape membership go right after the bootstrap, before any join", (t) => {
   const spec = specOf(["node1", "node2", "node3"], { server_settings: { config: { "cluster.max_voters": "5", "cluster.offline_threshold": "30" } } });
   const hosts = [host("node1", facts(true, ["node1"])), host("node2", facts(false), { preflight: preflight("192.0.2.11:8443") })];
-  const p = plan(situationOf(spec, hosts, n1Member));
+  // node2 is through its preflight: its token is minted in the background while the settings are applied.
+  t.deepEqual(plan(situationOf(spec, hosts, n1Member)).next, { kind: "mint-ahead", node: "node2", via: "node1" });
+  // Before that, node2 is probed back, so that its token can be minted while the settings go in; not again once that failed.
+  const unprobed = [hosts[0]!, host("node2", facts(false), { preflight: preflight("192.0.2.11:8443", true, NOW, false) })];
+  t.like(plan(situationOf(spec, unprobed, n1Member)).next, { kind: "probe-reverse", node: "node2", via: "node1" });
+  const failed = new Map([["member node2 preflight", { error: "timeout", at: NOW, count: 1 }]]);
+  t.like(planCluster(situationOf(spec, unprobed, n1Member), DEFAULT_LIMITS, failed).next, { kind: "apply-settings" });
+  const p = plan(situationOf(spec, hosts, { ...n1Member, tokensAhead: new Set(["node2"]) }));
   t.like(p.next, { kind: "apply-settings", set: { "cluster.max_voters": "5", "cluster.offline_threshold": "30" } });
   t.like(p.changes.find((c) => c.object === "setting cluster.max_voters"), { now: "3 (default)", wanted: "5", status: "next" });
   // Applied, but not read back yet: the look comes before the join, or the join would go in under the old settings.
@@ -149,7 +161,7 @@ test("the spec's pools and networks are created right after the bootstrap, befor
   const spec = specOf(["node1", "node2", "node3"], { storage_pools: { local: { driver: "dir" } }, networks: { br0: { type: "bridge" } } });
   const hosts = [host("node1", facts(true, ["node1"])), host("node2", facts(false), { preflight: preflight("192.0.2.11:8443") })];
   const created = (name: string, kind: string) => ({ name, kind, managed: true, status: "Created", description: "", config: { [MANAGED_KEY]: "managed" }, members: { node1: { status: "Created", config: {} } } });
-  const steps = (o: Parameters<typeof observed>[0]) => plan(situationOf(spec, hosts, { ...n1Member, observed: observed(o) })).next;
+  const steps = (o: Parameters<typeof observed>[0]) => plan(situationOf(spec, hosts, { ...n1Member, observed: observed(o), tokensAhead: new Set(["node2"]) })).next;
   t.like(steps({}), { kind: "converge-pool", name: "local" });
   t.like(steps({ pools: [created("local", "dir")] }), { kind: "converge-network", name: "br0" });
   t.like(steps({ pools: [created("local", "dir")], networks: [created("br0", "bridge")] }), { kind: "begin-join", node: "node2" });
