@@ -66,7 +66,13 @@ const agentSchema = {
     timeoutMs: { doc: "TCP connect timeout of one latency probe", format: "nat", default: 1_000, env: "FLEET_PROBE_TIMEOUT_MS", arg: "probe-timeout-ms" },
   },
   pull: {
-    intervalMs: { doc: "How often an idle agent pulls its assignment when not nudged", format: "nat", default: 5_000, env: "FLEET_PULL_INTERVAL_MS", arg: "pull-interval-ms" },
+    intervalMs: {
+      doc: "How often a member's agent pulls its assignment when not nudged (the coordinator nudges a cluster's agents when a member's assignment changes)",
+      format: "nat",
+      default: 30_000,
+      env: "FLEET_PULL_INTERVAL_MS",
+      arg: "pull-interval-ms",
+    },
     requestTimeoutMs: { doc: "Timeout of one request to the coordinator", format: "nat", default: 5_000, env: "FLEET_REQUEST_TIMEOUT_MS", arg: "request-timeout-ms" },
   },
 };

@@ -389,7 +389,7 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
     const quietSimulator = SimulatorProcess.fork("quiet", quiet.members.length, "");
     simulators.push(...fleet, quietSimulator);
     await Promise.all(simulators.map((s) => s.ask(null, "ready")));
-    const plan = (hosts: PlannedCluster[], pullIntervalMs: number, name: string): SimulatorPlan => ({
+    const plan = (hosts: PlannedCluster[], pullIntervalMs: number | undefined, name: string): SimulatorPlan => ({
       natsServers: nats.urls,
       hosts: simulatedHosts(nats, hosts),
       heartbeatMs: options.heartbeatMs,
@@ -402,7 +402,7 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
     const connectStarted = performance.now();
     await Promise.all([
       // Members pull every 5 s, as the agent does by default.
-      ...fleet.map((s, i) => s.ask({ type: "start", plan: plan(groups[i]!, 5_000, `fleet-${i + 1}`) }, "started")),
+      ...fleet.map((s, i) => s.ask({ type: "start", plan: plan(groups[i]!, undefined, `fleet-${i + 1}`) }, "started")),
       // At most five messages a second per agent are let through; with heartbeats and clock readings, a pull every 300 ms stays under that.
       quietSimulator.ask({ type: "start", plan: plan([quiet], options.quietPullMs, "quiet") }, "started"),
     ]);

@@ -146,6 +146,7 @@ export class Coordinator {
         },
         events,
         published: (_cluster, rt, situation) => statusPublisher.publish(rt, situation),
+        nudge: (cluster, reason) => gateway.nudge(cluster, reason),
       },
       { limits, lostAfterMs, concurrency: 8 },
       clock,

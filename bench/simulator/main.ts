@@ -30,8 +30,8 @@ export interface SimulatorPlan {
   natsServers: string[];
   hosts: SimulatedHost[];
   heartbeatMs: number;
-  /** How often an agent that is a member pulls its assignment (the agent's pull.intervalMs). */
-  pullIntervalMs: number;
+  /** How often an agent that is a member pulls its assignment (the agent's pull.intervalMs); the agent's default when left out. */
+  pullIntervalMs?: number;
   joinMs: number;
   logLevel: string;
   logFile: string;
@@ -120,7 +120,7 @@ async function start(plan: SimulatorPlan): Promise<void> {
       FLEET_NODE_ADDRESS: h.address,
       FLEET_INCUS_SOCKET: members[i]!.socketPath,
       FLEET_HEARTBEAT_INTERVAL_MS: String(plan.heartbeatMs),
-      FLEET_PULL_INTERVAL_MS: String(plan.pullIntervalMs),
+      ...(plan.pullIntervalMs !== undefined ? { FLEET_PULL_INTERVAL_MS: String(plan.pullIntervalMs) } : {}),
       FLEET_LOG_LEVEL: plan.logLevel,
       // No package manager to ask and no host actions to run on a simulated host.
       FLEET_CANDIDATE_VERSION_COMMAND: "",

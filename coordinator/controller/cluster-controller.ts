@@ -8,7 +8,7 @@ import { planCluster } from "../planner/plan-cluster.js";
 import type { ClusterSituation, PlannerLimits } from "../planner/types.js";
 import type { ClaimStore } from "../store/claim-store.js";
 import type { OperationStore } from "../store/operation-store.js";
-import { assignmentFor, assignmentSignature } from "./assignments.js";
+import { assignmentFor, assignmentSignature, isIdleSignature } from "./assignments.js";
 import type { Clock } from "./clock.js";
 import { ClusterRuntime } from "./cluster-runtime.js";
 import type { StepExecutor } from "./step-executor.js";
@@ -32,6 +32,8 @@ export interface ControllerPorts {
   events: EventSink;
   /** Tells the status store what the owner now knows of a cluster. */
   published(cluster: string, runtime: ClusterRuntime, situation: ClusterSituation): void;
+  /** Asks the cluster's agents to pull now. */
+  nudge(cluster: string, reason: string): void;
 }
 
 /** Only an operation the cluster's owner drives makes the health of its member "expected". */
@@ -218,14 +220,23 @@ export class ClusterController {
     return { requeueAfterMs: progressed ? 0 : plan.recheckMs };
   }
 
-  /** Answers the held pulls whose answer changed with this plan. */
+  /**
+   * Answers the held pulls whose answer changed with this plan. A member's
+   * agent does not hold a pull: it asks again only every so often, so when a
+   * member's answer changes (it is retired, say) the cluster is nudged.
+   */
   private wakePulls(spec: ClusterSpec, rt: ClusterRuntime, s: ClusterSituation): void {
     const ctx = { ...this.assignmentContext(spec, rt), active: s.active };
-    for (const node of Object.keys(rt.plan?.decisions ?? {})) {
-      const sig = assignmentSignature(assignmentFor(node, ctx));
-      if (rt.lastAssignments.get(node) === sig) continue;
+    const inView = new Set(this.ports.health.snapshot(spec.name)?.members?.map((m) => m.name) ?? []);
+    let idleChanged = false;
+    for (const node of new Set([...Object.keys(rt.plan?.decisions ?? {}), ...rt.lastAssignments.keys()])) {
+      const sig = assignmentSignature(assignmentFor(node, { ...ctx, inView: inView.has(node) }));
+      const before = rt.lastAssignments.get(node);
+      if (before === sig) continue;
       rt.lastAssignments.set(node, sig);
       rt.assignmentChanged(node);
+      if (before !== undefined && isIdleSignature(before)) idleChanged = true;
     }
+    if (idleChanged) this.ports.nudge(spec.name, "a member's assignment changed");
   }
 }

@@ -128,9 +128,14 @@ export class AgentGateway {
     void this.nc
       .flush()
       .then(() => {
-        if (this.subscriptions.get(cluster) === sub) this.nc.publish(Subject.nudge(cluster), JSON.stringify({ cluster, reason: "a coordinator answers this cluster now" } satisfies Nudge));
+        if (this.subscriptions.get(cluster) === sub) this.nudge(cluster, "a coordinator answers this cluster now");
       })
       .catch(() => undefined);
+  }
+
+  /** Tells every agent of the cluster to pull its assignment now rather than at its next idle pull. */
+  nudge(cluster: string, reason: string): void {
+    this.nc.publish(Subject.nudge(cluster), JSON.stringify({ cluster, reason } satisfies Nudge));
   }
 
   /** Stops answering a cluster's agents: another coordinator owns it now. */

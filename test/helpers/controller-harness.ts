@@ -37,6 +37,8 @@ export class ControllerHarness {
   readonly ledger = new HeartbeatLedger(1_000);
   readonly events: EventSpec[] = [];
   readonly commands: { node: string; body: CommandBody }[] = [];
+  /** Clusters whose agents were nudged, in order. */
+  readonly nudges: string[] = [];
   readonly health = new Map<string, HealthSnapshot>();
   spec: FleetSpec;
   controller!: ClusterController;
@@ -73,7 +75,7 @@ export class ControllerHarness {
     };
     const executor = new StepExecutor({ claims: h.claims, ops: h.ops, facts: h.facts, commander: runner, events: sink, enqueue: (c) => h.controller.enqueue(c), coordinatorId: "test", joinTimeoutMs: 120_000 }, h.clock, quiet);
     h.controller = new ClusterController(
-      { spec: () => h.spec, claims: h.claims, ops: h.ops, facts: h.facts, health: { snapshot: (c) => h.health.get(c) ?? null }, executor, events: sink, published: () => undefined },
+      { spec: () => h.spec, claims: h.claims, ops: h.ops, facts: h.facts, health: { snapshot: (c) => h.health.get(c) ?? null }, executor, events: sink, published: () => undefined, nudge: (c) => void h.nudges.push(c) },
       { limits: DEFAULT_LIMITS, lostAfterMs: 3_000, concurrency: 1 },
       h.clock,
       quiet,

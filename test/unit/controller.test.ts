@@ -282,8 +282,12 @@ test("a removal from the spec: evacuate, remove, clear the origins instances kee
   await h.advance(1_000);
   t.true(sent.includes("evacuate@node1") || sent.includes("evacuate@node2"));
   t.true(sent.some((s) => s.startsWith("remove-member@")));
+  t.deepEqual(h.nudges, [], "members' answers have not changed");
   h.health.set("c", healthOf(members.slice(0, 3).map((name) => ({ name }))));
+  await h.pulled("node4", facts(false, undefined, "192.0.2.14:8443"));
   await h.advance(1_000);
+  t.deepEqual(h.nudges, ["c"], "node4's agent, which only asks every so often, is told to ask now: it is retired");
+  t.like(h.controller.assignmentFor("c", "node4"), { kind: "retired" });
   t.true(sent.some((s) => s.startsWith("clear-evacuation-origin@")));
   t.is(h.active(), null);
   t.is(h.kinds().filter((k) => k === "member.removed:node4").length, 1);
