@@ -9,11 +9,18 @@ import { emptyNodeRecord, type NodeRecord } from "../store/records.js";
 /** A refusal of the same host for the same reason is published once in this long. */
 const REJECTION_EVENT_EVERY_MS = 60_000;
 
-/** The parts of a host's facts whose change matters beyond the moment: they are persisted and wake the controller. */
+/**
+ * The parts of a host's facts whose change matters beyond the moment: they
+ * are persisted and wake the controller. Of the members its Incus lists, only
+ * whether it lists others matters (is it clustered with anyone yet): the list
+ * growing as others join is in the cluster's views, and would otherwise have
+ * every member's facts written again after each join.
+ */
 function signature(f: NodeFacts | null): string {
   if (!f) return "";
   const { incus } = f;
-  return canonicalJson([f.address, f.fingerprint, f.capabilities, f.candidateVersion, incus.reachable, incus.clustered, incus.busy, incus.version, incus.serverName, incus.members]);
+  const withOthers = incus.members ? incus.members.some((m) => m !== incus.serverName) : null;
+  return canonicalJson([f.address, f.fingerprint, f.capabilities, f.candidateVersion, incus.reachable, incus.clustered, incus.busy, incus.version, incus.serverName, withOthers]);
 }
 
 /**

@@ -10,7 +10,7 @@ import type { ClusterStatusRecord, HostStatus, ObservedSummary } from "./cluster
 
 /** A status that did not change is written again this often, so that readers see how fresh it is. */
 const REFRESH_MS = 10_000;
-/** At most one write per cluster this often. */
+/** At most one look at (and one write of) a cluster's status this often. */
 const MIN_GAP_MS = 1_000;
 
 function summarize(rt: ClusterRuntime): ObservedSummary | null {
@@ -27,12 +27,18 @@ function summarize(rt: ClusterRuntime): ObservedSummary | null {
 
 /**
  * Writes each owned cluster's status to the store when its meaning changes
- * (and now and then anyway), at most once a second.
+ * (and now and then anyway). A cluster is reconciled far more often than
+ * once a second (every pull whose facts changed wakes it): its status is
+ * built from the latest reconcile at most once a second, or when someone
+ * reads it.
  */
 export class StatusPublisher {
   private readonly written = new Map<string, { at: number; signature: string }>();
   private readonly scheduled = new Map<string, unknown>();
   private readonly latest = new Map<string, ClusterStatusRecord>();
+  /** The latest reconcile of each cluster not built into a record yet. */
+  private readonly pending = new Map<string, { rt: ClusterRuntime; s: ClusterSituation }>();
+  private readonly builtAt = new Map<string, number>();
 
   constructor(
     private readonly store: StatusStore,
@@ -91,30 +97,39 @@ export class StatusPublisher {
 
   /** The owner's freshest record of a cluster, before it reaches the store. */
   latestOf(cluster: string): ClusterStatusRecord | undefined {
+    const p = this.pending.get(cluster);
+    if (p) {
+      this.pending.delete(cluster);
+      this.builtAt.set(cluster, this.clock.now());
+      const record = this.build(p.rt, p.s);
+      if (record) this.latest.set(cluster, record);
+    }
     return this.latest.get(cluster);
   }
 
   publish(rt: ClusterRuntime, s: ClusterSituation): void {
-    const record = this.build(rt, s);
-    if (!record) return;
-    this.latest.set(rt.cluster, record);
-    const { at: _at, track: _track, hosts, health, ...rest } = record;
-    const signature = canonicalJson([rest, health.status, health.reasons, health.hold, health.members, hosts.map((h) => [h.name, h.assignment, h.rejection?.code, h.agentOnline, h.facts?.incus.reachable, h.facts?.incus.clustered, h.preflight?.checks, h.failures])]);
-    const last = this.written.get(rt.cluster);
-    const now = this.clock.now();
-    if (last && last.signature === signature && now - last.at < REFRESH_MS) return;
+    this.pending.set(rt.cluster, { rt, s });
     if (this.scheduled.has(rt.cluster)) return;
-    const delay = last ? Math.max(0, last.at + MIN_GAP_MS - now) : 0;
+    const delay = Math.max(0, (this.builtAt.get(rt.cluster) ?? -Infinity) + MIN_GAP_MS - this.clock.now());
     this.scheduled.set(
       rt.cluster,
       this.clock.setTimeout(() => {
         this.scheduled.delete(rt.cluster);
-        const latest = this.latest.get(rt.cluster);
-        if (!latest) return;
-        this.written.set(rt.cluster, { at: this.clock.now(), signature });
-        this.store.put({ ...latest, at: this.clock.now() }).catch((err: unknown) => this.log.warn({ cluster: rt.cluster, err: String(err) }, "could not store a cluster's status"));
+        this.write(rt.cluster);
       }, delay),
     );
+  }
+
+  private write(cluster: string): void {
+    const record = this.latestOf(cluster);
+    if (!record) return;
+    const { at: _at, track: _track, hosts, health, ...rest } = record;
+    const signature = canonicalJson([rest, health.status, health.reasons, health.hold, health.members, hosts.map((h) => [h.name, h.assignment, h.rejection?.code, h.agentOnline, h.facts?.incus.reachable, h.facts?.incus.clustered, h.preflight?.checks, h.failures])]);
+    const last = this.written.get(cluster);
+    const now = this.clock.now();
+    if (last && last.signature === signature && now - last.at < REFRESH_MS) return;
+    this.written.set(cluster, { at: now, signature });
+    this.store.put({ ...record, at: now }).catch((err: unknown) => this.log.warn({ cluster, err: String(err) }, "could not store a cluster's status"));
   }
 
   forget(cluster: string): void {
@@ -123,5 +138,7 @@ export class StatusPublisher {
     this.scheduled.delete(cluster);
     this.latest.delete(cluster);
     this.written.delete(cluster);
+    this.pending.delete(cluster);
+    this.builtAt.delete(cluster);
   }
 }
