@@ -119,6 +119,7 @@ export class FleetAgent {
         callback: (_err, msg) => {
           const nudge = nudgeCodec.decode(msg.data);
           if (!nudge.ok) return this.dropMessage(nudge.reason);
+          this.collector.resendView();
           this.sleeper.wake();
         },
       }),
@@ -301,8 +302,12 @@ export class FleetAgent {
 
   private async heartbeatLoop(): Promise<void> {
     let beat = 0;
+    let wasEnrolled = false;
     while (!this.stopping) {
       const started = Date.now();
+      // Enrolled again (the coordinator lost the session): the coordinator may have lost the view too.
+      if (this.link.isEnrolled && !wasEnrolled) this.collector.resendView();
+      wasEnrolled = this.link.isEnrolled;
       if (this.link.isEnrolled) {
         try {
           if (beat % Math.max(1, this.config.clockEvery) === 0) this.clock = await this.link.clock().catch(() => this.clock);

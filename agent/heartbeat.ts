@@ -26,6 +26,13 @@ export function probeRound<T>(peers: readonly T[], cursor: number, perRound: num
   return { round: Array.from({ length: count }, (_, i) => peers[(start + i) % peers.length]!), next: (start + count) % peers.length };
 }
 
+/**
+ * A view that has not changed is sent again this often anyway, in case the
+ * beat that carried it was lost. A coordinator that starts answering the
+ * cluster nudges its agents, and each sends its view on the next beat.
+ */
+const VIEW_RESEND_BEATS = 30;
+
 const hostPorts = new Map<string, string>();
 
 /** `https://192.0.2.12:8443` → `192.0.2.12:8443`. */
@@ -67,6 +74,11 @@ export class HeartbeatCollector {
     private readonly options: HeartbeatOptions,
   ) {}
 
+  /** The next beat carries the view, changed or not: a coordinator has just started answering, or this agent enrolled again. */
+  resendView(): void {
+    this.lastSentView = "";
+  }
+
   /** The member's own view of its cluster, or undefined when it is not clustered (or Incus is down). */
   private async view(): Promise<ClusterView | undefined> {
     try {
@@ -95,7 +107,7 @@ export class HeartbeatCollector {
     if (!facts.reachable) return [];
     try {
       const pools = await this.incus.storagePools();
-      // Space needs one call per pool; refreshing it every tenth beat keeps the beat cheap.
+      // Space needs one call per pool; refreshing it every fiftieth beat keeps the beat cheap.
       if (this.beats % 50 === 1) {
         await Promise.all(
           pools.map(async (p) => {
@@ -142,7 +154,7 @@ export class HeartbeatCollector {
    * One heartbeat. Its parts run side by side, each bounded, so a hung
    * daemon or a cut peer delays nothing else: the beat keeps its schedule and
    * carries what was learned in time. Probes go to the peers of the last view.
-   * The view itself is sent when it changed, and every tenth beat anyway.
+   * The view itself is sent when it changed, when asked, and every so often anyway.
    */
   async collect(natsRtt: () => Promise<number | null>, clock: { offsetMs: number | null; rttMs: number | null }): Promise<HeartbeatBody> {
     this.beats += 1;
@@ -160,7 +172,7 @@ export class HeartbeatCollector {
     if (view?.ok) this.lastView = view;
     this.reusableView = view?.ok ? view : null;
     const signature = view ? JSON.stringify(view) : "";
-    const sendView = !!view && (signature !== this.lastSentView || this.beats % 10 === 0);
+    const sendView = !!view && (signature !== this.lastSentView || this.beats % VIEW_RESEND_BEATS === 0);
     this.lastSentView = signature;
     return {
       intervalMs: this.options.intervalMs,

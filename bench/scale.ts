@@ -401,7 +401,7 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
     });
     const connectStarted = performance.now();
     await Promise.all([
-      // Members pull every 5 s, as the agent does by default.
+      // Members pull at the agent's default interval, and when nudged.
       ...fleet.map((s, i) => s.ask({ type: "start", plan: plan(groups[i]!, undefined, `fleet-${i + 1}`) }, "started")),
       // At most five messages a second per agent are let through; with heartbeats and clock readings, a pull every 300 ms stays under that.
       quietSimulator.ask({ type: "start", plan: plan([quiet], options.quietPullMs, "quiet") }, "started"),
@@ -430,7 +430,7 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
     const formationMs = performance.now() - specStarted;
     const formed = await Promise.all(simulators.map((s) => s.ask<SimulatorStats>({ type: "stats" }, "stats")));
 
-    // Steady state: every agent a member, heartbeating, pulling every 5 s, and the heartbeats queued while
+    // Steady state: every agent a member, heartbeating, pulling at its idle interval, and the heartbeats queued while
     // the clusters formed all processed.
     await sleep(5_000);
     const drainStarted = performance.now();

@@ -66,10 +66,10 @@ export function assignmentFor(node: string, ctx: AssignmentContext): Assignment 
   }
 }
 
-/** Two assignments are the same answer when a waiting agent would not act differently. */
 /** Whether an answer (by its signature) leaves the agent asking again only at its idle pull interval. */
 export const isIdleSignature = (signature: string): boolean => signature.startsWith("member:") || signature.startsWith("retired:");
 
+/** Two assignments are the same answer when a waiting agent would not act differently. */
 export function assignmentSignature(a: Assignment): string {
   return a.kind === "wait" ? "wait" : a.kind === "join" ? `join:${a.sealedToken.slice(0, 16)}` : `${a.kind}:${"reason" in a ? a.reason : ""}`;
 }
