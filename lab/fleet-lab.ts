@@ -236,7 +236,6 @@ export class FleetLab {
         FLEET_NODE_ADDRESS: this.address(name),
         FLEET_INCUS_SOCKET: m.socket,
         FLEET_HEARTBEAT_INTERVAL_MS: String(this.options.heartbeatIntervalMs ?? 1_000),
-        FLEET_PULL_INTERVAL_MS: "2000",
         FLEET_LOG_LEVEL: "debug",
         // The lab's service manager, as systemctl is on a real host.
         FLEET_ACTION_RESTART_INCUS: this.restartIncusCommand(name),
