@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from "ava";
 import type { CommandBody, CommandResult } from "../../shared/index.js";
 import { newOperation } from "../../coordinator/operations/new-operation.js";
-import { ControllerHarness, SharedStore } from "../helpers/controller-harness.js";
+import { ControllerHarness, SharedStore, type Responder } from "../helpers/controller-harness.js";
 import { facts, healthOf } from "../helpers/situations.js";
 
 const spec3 = { clusters: { c: { cluster_password: "test-password", members: { node1: { address: "192.0.2.11" }, node2: { address: "192.0.2.12" }, node3: { address: "192.0.2.13" } } } } };
@@ -52,10 +52,10 @@ test("formation through the ports: the claim is stored before anyone is told to 
 });
 
 /** A cluster bootstrapped on node1, with node2 enrolled to join it. */
-async function bootstrappedWithJoiner(t: ExecutionContext): Promise<ControllerHarness> {
-  const h = await ControllerHarness.create(spec3);
+async function bootstrappedWithJoiner(t: ExecutionContext, spec: object = spec3, respond: Responder = healthyAgent()): Promise<ControllerHarness> {
+  const h = await ControllerHarness.create(spec);
   t.teardown(() => h.stop());
-  h.respond = healthyAgent();
+  h.respond = respond;
   await h.claims.claim("c", { node: "node1", claimedAt: "t", completedAt: new Date(h.clock.now() - 60_000).toISOString() });
   h.health.set("c", healthOf([{ name: "node1" }]));
   h.controller.own("c", 1);
@@ -120,12 +120,10 @@ async function bootstrappedWithResources(t: ExecutionContext, readsBack: boolean
       },
     },
   };
-  const h = await ControllerHarness.create(spec);
-  t.teardown(() => h.stop());
   let config: Record<string, string> = {};
   const made = new Map<string, Extract<CommandResult, { kind: "observe" }>["observation"]["pools"][number]>();
   const resource = (name: string, kind: string, cfg: Record<string, string>) => ({ name, kind, managed: true, status: "Created", description: "", config: cfg, members: { node1: { status: "Created", config: {} } } });
-  h.respond = (node, body) => {
+  const respond: Responder = (node, body) => {
     switch (body.kind) {
       case "observe": {
         const o = observation(["node1"]) as Extract<CommandResult, { kind: "observe" }>;
@@ -144,12 +142,7 @@ async function bootstrappedWithResources(t: ExecutionContext, readsBack: boolean
         return healthyAgent()(node, body);
     }
   };
-  await h.claims.claim("c", { node: "node1", claimedAt: "t", completedAt: new Date(h.clock.now() - 60_000).toISOString() });
-  h.health.set("c", healthOf([{ name: "node1" }]));
-  h.controller.own("c", 1);
-  await h.enroll("node1", facts(true, ["node1"], "192.0.2.11:8443"));
-  await h.enroll("node2", facts(false, undefined, "192.0.2.12:8443"));
-  return h;
+  return bootstrappedWithJoiner(t, spec, respond);
 }
 
 const commandKinds = (h: ControllerHarness) => h.commands.filter((c) => c.body.kind !== "probe").map((c) => c.body.kind);
