@@ -1,6 +1,6 @@
+import type { EventSpec } from "../events/event-log.js";
 import { isClusteredHere } from "../planner/formation.js";
 import { cancel, fail, progress, succeed, type OperationLogic } from "./logic.js";
-import type { EventSpec } from "../events/event-log.js";
 import type { JoinOperation } from "./operation.js";
 
 /**
