@@ -185,8 +185,11 @@ class SimulatorProcess {
 
   static fork(role: "fleet" | "quiet", hosts: number, profileDir: string): SimulatorProcess {
     const execArgv = [...(role === "fleet" ? ["--max-old-space-size=4096"] : []), ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])];
+    // Its simulated sockets' directory is removed once it has exited, even when it was killed.
+    const dir = mkdtempSync(join(tmpdir(), "fleet-sim-"));
     // Its stdout is left out: the benchmark's own stdout carries the results, one JSON line each.
-    const child = fork(SIMULATOR, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv });
+    const child = fork(SIMULATOR, [dir], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv });
+    child.once("exit", () => rmSync(dir, { recursive: true, force: true }));
     return new SimulatorProcess(child, role, hosts);
   }
 

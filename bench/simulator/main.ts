@@ -5,9 +5,7 @@
  * simulated Incus member on its own unix socket. Driven by bench/scale.ts
  * over the IPC channel.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import pino from "pino";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -58,7 +56,8 @@ export interface SimulatorStats {
 
 type Request = { type: "start"; plan: SimulatorPlan } | { type: "reset-stats" } | { type: "stats" } | { type: "stop" };
 
-const dir = mkdtempSync(join(tmpdir(), "fleet-sim-"));
+// The benchmark makes this directory (for the simulated sockets) and removes it when this process has exited, however it ended.
+const dir = process.argv[2]!;
 let simulator: IncusSimulator | null = null;
 const agents: FleetAgent[] = [];
 const connections: NatsConnection[] = [];
@@ -188,10 +187,7 @@ process.on("message", (m: Request) => {
     loopDelay.reset();
   } else if (m.type === "stats") send(stats());
   else if (m.type === "stop") {
-    void stop().finally(() => {
-      rmSync(dir, { recursive: true, force: true });
-      process.exit(0);
-    });
+    void stop().finally(() => process.exit(0));
   }
 });
 // Without the benchmark the simulator has no reason to live.
