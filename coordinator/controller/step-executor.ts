@@ -126,7 +126,7 @@ export class StepExecutor {
         const r = await this.attempt(rt, `member ${m.name}`, () =>
           commander.run(cluster, step.via, { kind: "set-member", member: m.name, description: m.description, failureDomain: m.failureDomain, groups: m.groups }),
         );
-        if (!r || r.kind !== "set-member") {
+        if (!r) {
           rt.observeNow = true;
           return false;
         }

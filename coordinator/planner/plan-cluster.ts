@@ -42,29 +42,32 @@ export function planCluster(s: ClusterSituation, limits: PlannerLimits, failures
   const pick = (step: Step | null) => {
     next ??= step;
   };
+  // Settings, pools and networks that joiners must find in place: they come before any join.
+  const firstChanges = convergence.settingsFirst || convergence.resourcesFirst;
   // A due look at the cluster comes first: operations wait on what it shows (instances back on their member, roles).
   // Joins do not, once the cluster has been read with the settings, pools and networks they bring in: the look
   // waits until they are done, rather than slow the sponsor's Incus while it mints the next token.
   const joining = s.active ? s.active.kind === "join" : fn?.kind === "join";
-  const lookAfterJoins = joining && !!s.observed && !convergence.settingsFirst && !convergence.resourcesFirst;
+  const lookAfterJoins = joining && !!s.observed && !firstChanges;
   if (formed && via && s.observationDue && !lookAfterJoins && !inBackoff(failures.get("observe"), s.now)) pick({ kind: "observe", via });
-  // While a joiner takes its token there is nothing to drive: the next in line is probed back meanwhile, so its join
-  // can start the moment this one ends. A probe that failed waits for its ordinary turn.
+  // The next in line is probed back ahead of its turn (while a joiner takes its token, or before the first changes), so
+  // that its token can be minted meanwhile and its join start at once. A probe that failed waits for its ordinary turn.
   const probeBack: Extract<Step, { kind: "probe-reverse" }> | null = fn?.kind === "probe-reverse" ? { kind: "probe-reverse", node: fn.node, via: fn.via, address: s.hosts[fn.node]?.facts?.address ?? "" } : null;
-  const probeMeanwhile = probeBack && s.active?.kind === "join" && s.active.phase === "handed" && !failures.has(`member ${probeBack.node} preflight`);
-  if (formed && via && probeMeanwhile) pick(probeBack);
-  // The next joiner's token is minted in the background while the current join runs, or while the settings, pools and
-  // networks joiners wait for are made, so that its join starts the moment its turn comes.
-  const firstChanges = convergence.settingsFirst || convergence.resourcesFirst;
+  const probeEarly = probeBack && !failures.has(`member ${probeBack.node} preflight`) ? probeBack : null;
+  const joinHanded = s.active?.kind === "join" && s.active.phase === "handed";
+  if (formed && via && joinHanded) pick(probeEarly);
+  // The next joiner's token is minted in the background while the current join runs, or while the first changes are
+  // made, so that its join starts the moment its turn comes.
   const ahead = formation.ahead;
-  const aheadWhile = s.active ? s.active.kind === "join" && s.active.phase === "handed" : firstChanges;
+  const aheadWhile = s.active ? joinHanded : firstChanges;
   if (formed && via && ahead && aheadWhile && !s.tokensAhead.has(ahead.node)) pick({ kind: "mint-ahead", node: ahead.node, via: ahead.sponsor });
   if (s.active) pick({ kind: "drive-operation" });
   if (fn?.kind === "claim-bootstrap" || fn?.kind === "adopt-cluster" || fn?.kind === "complete-bootstrap") pick({ kind: fn.kind, node: fn.node });
   if (formed && via) {
-    // The next joiner is probed back before those changes, so that its token can be minted while they are made.
-    if (firstChanges && !failures.has(`member ${probeBack?.node} preflight`)) pick(probeBack);
-    if (firstChanges) pick(convergence.next);
+    if (firstChanges) {
+      pick(probeEarly);
+      pick(convergence.next);
+    }
     pick(probeBack);
     if (fn?.kind === "join") pick({ kind: "begin-join", node: fn.node, sponsor: fn.sponsor });
     if (removals.next && formation.pending.length === 0) pick({ kind: "begin-remove", node: removals.next.node, force: removals.next.force, verdict: removals.next.verdict });
