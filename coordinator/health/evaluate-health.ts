@@ -57,14 +57,20 @@ function chosenView(nodes: readonly NodeLive[], now: number, options: HealthOpti
   return best?.view ?? null;
 }
 
+type Sample = { rttMs: number | null; error?: string };
+
+/** What one probe says of its link. A refused connection reached the peer: the link works, the port is closed. */
+function sampleState(s: Sample, threshold: number): LinkState {
+  return s.rttMs === null ? (s.error === "ECONNREFUSED" ? "ok" : "down") : s.rttMs > threshold ? "slow" : "ok";
+}
+
 /** The state of a link from its last probes: it changes only when enough of them in a row agree. */
-function linkState(samples: readonly { rttMs: number | null; error?: string }[], wanted: number, threshold: number, before: LinkState): LinkState {
+function linkState(samples: readonly Sample[], wanted: number, threshold: number, before: LinkState): LinkState {
   if (samples.length < wanted) return before;
   // Runs for every link of every member at each evaluation: no intermediate arrays.
   let first: LinkState | null = null;
   for (let i = samples.length - wanted; i < samples.length; i++) {
-    const s = samples[i]!;
-    const state: LinkState = s.rttMs === null ? (s.error === "ECONNREFUSED" ? "ok" : "down") : s.rttMs > threshold ? "slow" : "ok";
+    const state = sampleState(samples[i]!, threshold);
     if (first === null) first = state;
     else if (state !== first) return before;
   }
@@ -166,7 +172,9 @@ export function evaluateHealth(input: HealthInput, options: HealthOptions, previ
         const n = byName.get(m.name);
         const silent = !!n && !agentOnline(n, now, options);
         const effectiveStatus = n?.incus && !n.incus.reachable && !silent ? "Offline" : m.status;
-        return { ...m, effectiveStatus, safetyStatus: silent ? "Offline" : effectiveStatus };
+        // Spelled out rather than spread: fifty of these at every evaluation, and a spread copies field by field through a slow path.
+        const { name, status, message, roles, url, failureDomain, groups, description } = m;
+        return { name, status, message, roles, url, failureDomain, groups, description, effectiveStatus, safetyStatus: silent ? "Offline" : effectiveStatus };
       })
     : null;
   const quorum: Quorum | null = members ? quorumOf(members.map((m) => ({ name: m.name, status: m.effectiveStatus, roles: m.roles }))) : null;
@@ -207,11 +215,13 @@ export function evaluateHealth(input: HealthInput, options: HealthOptions, previ
   for (const n of nodes) {
     const fromUsable = usable(n, now, options);
     const flagged = flaggedFrom.has(n.node);
+    let worst = -1;
     for (const l of n.links.values()) {
       const latest = l.samples[l.samples.length - 1];
       if (!latest || now - latest.at > 30_000) continue;
-      if (latest.rttMs !== null) worstLinkMs[n.node] = Math.max(worstLinkMs[n.node] ?? 0, latest.rttMs);
-      if (!flagged && linkState(l.samples, options.linkSamples, options.latencyThresholdMs, "ok") === "ok") continue;
+      if (latest.rttMs !== null && latest.rttMs > worst) worst = latest.rttMs;
+      // A link never flagged whose last probe was fine cannot have turned slow or down: nearly every link, passed over here.
+      if (!flagged && (sampleState(latest, options.latencyThresholdMs) === "ok" || linkState(l.samples, options.linkSamples, options.latencyThresholdMs, "ok") === "ok")) continue;
       const peer = byName.get(l.to);
       // Only between members whose agents and daemons are up does a failed probe mean a cut.
       const endsUp = fromUsable && !!peer && usable(peer, now, options);
@@ -240,6 +250,7 @@ export function evaluateHealth(input: HealthInput, options: HealthOptions, previ
           : { code: "link-slow", member: n.node, message: `link ${n.node} → ${l.to} takes ${link.rttMs?.toFixed(1)} ms, over ${options.latencyThresholdMs} ms` },
       );
     }
+    if (worst >= 0) worstLinkMs[n.node] = worst;
   }
 
   // ---------------------------------------------------------------- clocks and versions
@@ -272,18 +283,30 @@ export function evaluateHealth(input: HealthInput, options: HealthOptions, previ
   for (const n of voters) {
     if (n.view && !n.view.ok && okViews.length > 0) splits.push(`${n.node} cannot read the cluster database (${n.view.error ?? "no answer"}) while ${okViews.map((o) => o.node).join(", ")} can`);
   }
-  const statusBy = new Map<string, Map<boolean, string[]>>();
+  // Agents that see the same thing share one view object (the ledger interns them): each distinct view is read once,
+  // not once per agent, which for fifty agents would be 2,500 members looked at every evaluation.
+  const observersOf = new Map<ClusterView, NodeLive[]>();
   for (const n of okViews) {
-    for (const m of n.view!.members) {
+    const list = observersOf.get(n.view!);
+    if (list) list.push(n);
+    else observersOf.set(n.view!, [n]);
+  }
+  const statusBy = new Map<string, Map<boolean, NodeLive[]>>();
+  for (const [v, observers] of observersOf) {
+    for (const m of v.members) {
       if (isExpected(m.name)) continue;
-      const seen = statusBy.get(m.name) ?? new Map<boolean, string[]>();
+      let seen = statusBy.get(m.name);
+      if (!seen) {
+        seen = new Map();
+        statusBy.set(m.name, seen);
+      }
       const up = isOnline(m.status);
-      seen.set(up, [...(seen.get(up) ?? []), n.node]);
-      statusBy.set(m.name, seen);
+      seen.set(up, [...(seen.get(up) ?? []), ...observers]);
     }
   }
+  const listed = (agents: NodeLive[]) => okViews.filter((n) => agents.includes(n)).map((n) => n.node).join(", ");
   for (const [member, seen] of statusBy) {
-    if (seen.size > 1) splits.push(`agents disagree whether ${member} is online (online for ${seen.get(true)!.join(", ")}, offline for ${seen.get(false)!.join(", ")})`);
+    if (seen.size > 1) splits.push(`agents disagree whether ${member} is online (online for ${listed(seen.get(true)!)}, offline for ${listed(seen.get(false)!)})`);
   }
   for (const l of links) if (l.state === "down") splits.push(`${l.from} cannot reach ${l.to} though both are up`);
   const split = book.decide("split-view", splits.length > 0, { raiseAfterMs: options.splitGraceMs, clearAfterMs: options.splitGraceMs });

@@ -5,7 +5,7 @@ export const LINK_SAMPLES = 5;
 
 export interface LinkSample {
   rttMs: number | null;
-  error?: string;
+  error: string | undefined;
   at: number;
 }
 
@@ -126,8 +126,13 @@ export class HeartbeatLedger {
         n.links.set(p.node, link);
       }
       link.address = p.address;
-      link.samples.push({ rttMs: p.rttMs, ...(p.error ? { error: p.error } : {}), at: now });
-      if (link.samples.length > LINK_SAMPLES) link.samples.shift();
+      // The oldest sample is reused for the newest: thousands a second, each kept for several seconds, would otherwise
+      // all survive into the old generation of the heap and be collected there.
+      const sample = link.samples.length >= LINK_SAMPLES ? link.samples.shift()! : { rttMs: null, error: undefined, at: 0 };
+      sample.rttMs = p.rttMs;
+      sample.error = p.error;
+      sample.at = now;
+      link.samples.push(sample);
     }
     // Latency samples alone are no news: a link is judged over several of them, at the monitor's regular sweep.
     if (incusChanged(before, incus) || signatureBefore !== n.viewSignature) this.dirty.add(hb.cluster);

@@ -116,6 +116,10 @@ test("a real split holds destructive actions after the grace, and releases them 
   t.false(tl.last!.hold.held, "not before the grace");
   for (let s = 4; s < 6; s++) tl.feed(s * 1_000, split(s));
   t.true(tl.last!.hold.held);
+  t.true(
+    tl.last!.reasons.some((r) => r.code === "split-view" && r.message === "agents disagree whether c is online (online for b, c, offline for a)"),
+    "the agents on each side are named, those sharing a view together",
+  );
   tl.feed(6_000, names.map((n) => beat(n, 6_000)));
   t.true(tl.last!.hold.held, "still held until agreement lasts");
   for (let s = 7; s <= 11; s++) tl.feed(s * 1_000, names.map((n) => beat(n, s * 1_000)));
