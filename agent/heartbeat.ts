@@ -33,22 +33,13 @@ export function probeRound<T>(peers: readonly T[], cursor: number, perRound: num
  */
 const VIEW_RESEND_BEATS = 30;
 
-const hostPorts = new Map<string, string>();
-
 /** `https://192.0.2.12:8443` → `192.0.2.12:8443`. */
 function hostPortOf(url: string): string {
-  const known = hostPorts.get(url);
-  if (known !== undefined) return known;
-  let hostPort = url;
   try {
-    hostPort = new URL(url).host;
+    return new URL(url).host;
   } catch {
-    // not a URL: taken as it is
+    return url;
   }
-  // Every beat looks up every peer's address: parsed once per address (a cluster has a few dozen).
-  if (hostPorts.size > 1_000) hostPorts.clear();
-  hostPorts.set(url, hostPort);
-  return hostPort;
 }
 
 /**
@@ -62,7 +53,11 @@ export class HeartbeatCollector {
   private lastView: ClusterView | null = null;
   /** The view read last, while it is good: reused for a few beats. */
   private reusableView: ClusterView | null = null;
-  private lastSentView = "";
+  /** The view read last and its JSON: a read that says the same keeps this object, so that later beats compare views by reference. */
+  private lastRead: { view: ClusterView; json: string } | null = null;
+  private lastSentView: ClusterView | null = null;
+  /** The peers of the last good view, worked out when that view changes rather than on every beat. */
+  private peers: { view: ClusterView; me: string; list: { node: string; address: string }[] } | null = null;
   private slow: [PoolState[], { total: number; running: number }] | null = null;
   private poolSpace = new Map<string, { usedBytes: number; totalBytes: number }>();
   private beats = 0;
@@ -76,7 +71,7 @@ export class HeartbeatCollector {
 
   /** The next beat carries the view, changed or not: a coordinator has just started answering, or this agent enrolled again. */
   resendView(): void {
-    this.lastSentView = "";
+    this.lastSentView = null;
   }
 
   /** The member's own view of its cluster, or undefined when it is not clustered (or Incus is down). */
@@ -137,9 +132,26 @@ export class HeartbeatCollector {
     }
   }
 
-  private async probePeers(view: ClusterView | undefined): Promise<PeerLatency[]> {
+  private peersOf(view: ClusterView | null): { node: string; address: string }[] {
+    if (!view) return [];
     const me = this.ownName();
-    const peers = (view?.members ?? []).filter((m) => m.name !== me).map((m) => ({ node: m.name, address: hostPortOf(m.url) }));
+    if (this.peers?.view !== view || this.peers.me !== me) {
+      this.peers = { view, me, list: view.members.filter((m) => m.name !== me).map((m) => ({ node: m.name, address: hostPortOf(m.url) })) };
+    }
+    return this.peers.list;
+  }
+
+  /** A view just read, or the one read before when it says the same. */
+  private settled(view: ClusterView | undefined): ClusterView | undefined {
+    if (!view) return view;
+    const json = JSON.stringify(view);
+    if (this.lastRead?.json === json) return this.lastRead.view;
+    this.lastRead = { view, json };
+    return view;
+  }
+
+  private async probePeers(view: ClusterView | null): Promise<PeerLatency[]> {
+    const peers = this.peersOf(view);
     const { round, next } = probeRound(peers, this.cursor, this.options.peersPerRound);
     this.cursor = next;
     return Promise.all(
@@ -158,22 +170,23 @@ export class HeartbeatCollector {
    */
   async collect(natsRtt: () => Promise<number | null>, clock: { offsetMs: number | null; rttMs: number | null }): Promise<HeartbeatBody> {
     this.beats += 1;
-    const [incus, view, peers, natsMs] = await Promise.all([
+    const reuse = this.reusableView && this.beats % this.options.viewEvery !== 0;
+    const [incus, read, peers, natsMs] = await Promise.all([
       readIncusFacts(this.incus, this.options.viewTimeoutMs, { members: false }),
       // A good view is reused for a few beats; a failing or missing one is read again at once.
-      this.reusableView && this.beats % this.options.viewEvery !== 0 ? Promise.resolve(this.reusableView) : this.view(),
-      this.probePeers(this.lastView ?? undefined),
+      reuse ? Promise.resolve(this.reusableView!) : this.view(),
+      this.probePeers(this.lastView),
       natsRtt(),
     ]);
+    const view = reuse ? read : this.settled(read);
     // Pools and instances change slowly and cost database reads on every member: every fifth beat is enough.
     if (this.beats % 5 === 1 || !this.slow) this.slow = await Promise.all([this.pools(incus), this.instances(incus)]);
     const [pools, instances] = this.slow;
     // The member list travels in the view; heartbeats do not repeat it in the facts.
     if (view?.ok) this.lastView = view;
     this.reusableView = view?.ok ? view : null;
-    const signature = view ? JSON.stringify(view) : "";
-    const sendView = !!view && (signature !== this.lastSentView || this.beats % VIEW_RESEND_BEATS === 0);
-    this.lastSentView = signature;
+    const sendView = !!view && (view !== this.lastSentView || this.beats % VIEW_RESEND_BEATS === 0);
+    this.lastSentView = view ?? null;
     return {
       intervalMs: this.options.intervalMs,
       incus,
