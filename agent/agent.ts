@@ -24,7 +24,7 @@ import type { AgentConfig } from "./config.js";
 import { runCommand } from "./commands/index.js";
 import { candidateVersion } from "./commands/host-actions.js";
 import { hostNetwork, type ClusterNetwork } from "./cluster-network.js";
-import { CoordinatorLink, type ClockSample } from "./coordinator-link.js";
+import { CoordinatorLink } from "./coordinator-link.js";
 import { ensureBootstrapped, ensureJoined } from "./formation.js";
 import { HeartbeatCollector } from "./heartbeat.js";
 import { IncusClient } from "./incus-client.js";
@@ -67,7 +67,6 @@ export class FleetAgent {
   private readonly subs: Subscription[] = [];
   private stopping = false;
   private readonly sleeper = new WakeableSleep();
-  private clock: ClockSample | null = null;
   private lastAssignment: Assignment | null = null;
   private readonly seenCommands = new Map<string, number>();
   private dropped = 0;
@@ -253,7 +252,7 @@ export class FleetAgent {
       target: assignment.target,
       expectedVersion: assignment.expectedVersion,
       ownVersion: own.version,
-      clockOffsetMs: this.clock?.offsetMs ?? null,
+      clockOffsetMs: this.link.clockSample?.offsetMs ?? null,
       limits: assignment.limits,
     });
     if (this.standIn.problem) report.checks.unshift(this.standIn.problem);
@@ -301,7 +300,6 @@ export class FleetAgent {
   }
 
   private async heartbeatLoop(): Promise<void> {
-    let beat = 0;
     let wasEnrolled = false;
     while (!this.stopping) {
       const started = Date.now();
@@ -310,12 +308,10 @@ export class FleetAgent {
       wasEnrolled = this.link.isEnrolled;
       if (this.link.isEnrolled) {
         try {
-          if (beat % Math.max(1, this.config.clockEvery) === 0) this.clock = await this.link.clock().catch(() => this.clock);
-          beat += 1;
-          const body = await this.collector.collect(
-            () => this.nc.rtt().catch(() => null),
-            { offsetMs: this.clock?.offsetMs ?? null, rttMs: this.clock?.rttMs ?? null },
-          );
+          // Every assignment measures the clock too: a member that pulls often enough never asks for the time on its own.
+          if (this.link.clockAgeMs() >= this.config.clockEvery * this.config.heartbeatIntervalMs) await this.link.clock().catch(() => null);
+          const clock = this.link.clockSample;
+          const body = await this.collector.collect(() => this.nc.rtt().catch(() => null), { offsetMs: clock?.offsetMs ?? null, rttMs: clock?.rttMs ?? null });
           if (this.working) body.incus.busy = this.working;
           if (!this.stopping) this.link.publishHeartbeat(body);
         } catch (err) {

@@ -51,7 +51,14 @@ const agentSchema = {
   },
   heartbeat: {
     intervalMs: { doc: "Heartbeat interval", format: "nat", default: 1_000, env: "FLEET_HEARTBEAT_INTERVAL_MS", arg: "heartbeat-interval-ms" },
-    clockEvery: { doc: "Measure the clock offset every N heartbeats", format: "nat", default: 10, env: "FLEET_CLOCK_EVERY", arg: "clock-every" },
+    clockEvery: {
+      // Each assignment pulled measures the clock as well (a member pulls every 30 s): a time request is for agents that pull less often.
+      doc: "Ask the coordinator for the time when the clock was last measured this many heartbeats ago (or the host's clock was stepped)",
+      format: "nat",
+      default: 60,
+      env: "FLEET_CLOCK_EVERY",
+      arg: "clock-every",
+    },
     viewEvery: {
       // Every read of the member list asks the database leader: once a second from every member slowed Incus's own joins.
       doc: "Read the cluster's member list every N heartbeats",

@@ -21,6 +21,7 @@ import {
   type NodeFacts,
   type PreflightReport,
   type Report,
+  type ServerTimes,
 } from "../shared/index.js";
 
 const codecs = {
@@ -36,6 +37,12 @@ export interface ClockSample {
 }
 
 type Channel = "request" | "heartbeat";
+
+/** A wall clock that moved this far against the monotonic one since a measurement was stepped: the measurement is void. */
+const CLOCK_STEP_MS = 250;
+
+/** The wall clock's lead over the monotonic one: it changes only when the host's clock is stepped. */
+const wallLead = () => Date.now() - performance.now();
 
 /**
  * The agent's channel to the coordinator that owns its cluster. Everything
@@ -54,6 +61,8 @@ export class CoordinatorLink {
   epoch = 0;
   /** The coordinators' clock minus this host's, as last measured. */
   offsetMs = 0;
+  /** The last clock measurement, when it was taken (monotonic) and the wall clock's lead then. */
+  private measured: { sample: ClockSample; at: number; lead: number } | null = null;
   /** Messages that failed checks, by reason; exposed for tests and logs. */
   readonly dropped = new Map<string, number>();
 
@@ -110,14 +119,42 @@ export class CoordinatorLink {
     throw new FleetError(ErrorCode.MessageInvalid, reason);
   }
 
-  private openAssignment(json: string, inReplyTo: string): Assignment {
+  /** An assignment, and a clock measurement from the times it carries: `sent` and `received` are this host's readings around the request. */
+  private openAssignment(json: string, inReplyTo: string, sent: number, received: number): Assignment {
     const decoded = codecs.assign.decodeText(json);
     if (!decoded.ok) this.drop(decoded.reason);
     const reply = decoded.value;
     if (!reply.ok) this.drop("AssignReply: a refusal that does not match the contract");
     if (reply.inReplyTo !== inReplyTo) this.drop("AssignReply: not an answer to this request");
     this.epoch = Math.max(this.epoch, reply.epoch);
+    if (reply.times) this.measure(sent, reply.times, received);
     return reply.assignment;
+  }
+
+  /**
+   * A clock measurement from one exchange, as NTP takes one: the time the
+   * coordinator held the request (a held pull, a reconcile awaited) is taken
+   * out, so it does not skew the offset.
+   */
+  private measure(sent: number, times: ServerTimes, received: number): ClockSample {
+    const held = Math.max(0, times.answered - times.received);
+    const rttMs = Math.max(0, received - sent - held);
+    const sample = { offsetMs: (times.received - sent + (times.answered - received)) / 2, rttMs };
+    this.offsetMs = sample.offsetMs;
+    this.measured = { sample, at: performance.now(), lead: wallLead() };
+    return sample;
+  }
+
+  /** The last clock measurement, from a time request or any assignment. */
+  get clockSample(): ClockSample | null {
+    return this.measured?.sample ?? null;
+  }
+
+  /** How old the last measurement is; one taken before the host's clock was stepped counts as none. */
+  clockAgeMs(): number {
+    const m = this.measured;
+    if (!m || Math.abs(wallLead() - m.lead) > CLOCK_STEP_MS) return Infinity;
+    return performance.now() - m.at;
   }
 
   /** The coordinators' time, read half way through the round trip: sent messages carry it, so that old ones can be told from new. */
@@ -132,7 +169,9 @@ export class CoordinatorLink {
     if (!challenge.ok) this.drop(challenge.reason);
     if (challenge.value.inReplyTo !== this.instance) this.drop("ChallengeReply: not for this agent process");
     const hello = { cluster: this.cluster, node: this.node, instance: this.instance, challenge: challenge.value.challenge, sentAt: this.now(), facts };
-    const assignment = this.openAssignment(await this.ask(AgentMessage.Hello, hello), challenge.value.challenge);
+    const sent = Date.now();
+    const json = await this.ask(AgentMessage.Hello, hello);
+    const assignment = this.openAssignment(json, challenge.value.challenge, sent, Date.now());
     this.enrolled = true;
     this.seq = { request: 0, heartbeat: 0 };
     return assignment;
@@ -148,7 +187,9 @@ export class CoordinatorLink {
     const seq = this.nextSeq("request");
     const body = { cluster: this.cluster, node: this.node, instance: this.instance, seq, sentAt: this.now(), facts, ...(preflight ? { preflight } : {}), ...(waitMs > 0 ? { waitMs } : {}) };
     try {
-      return this.openAssignment(await this.ask(AgentMessage.Assign, body, waitMs), String(seq));
+      const sent = Date.now();
+      const json = await this.ask(AgentMessage.Assign, body, waitMs);
+      return this.openAssignment(json, String(seq), sent, Date.now());
     } catch (err) {
       if (err instanceof FleetError && err.code === ErrorCode.SessionUnknown) return this.enroll(facts);
       throw err;
@@ -179,9 +220,6 @@ export class CoordinatorLink {
     const reply = codecs.time.decodeText(json);
     if (!reply.ok) this.drop(reply.reason);
     if (reply.value.inReplyTo !== nonce) this.drop("TimeReply: not an answer to this request");
-    const rttMs = received - sent;
-    const sample = { offsetMs: reply.value.now - (sent + rttMs / 2), rttMs };
-    this.offsetMs = sample.offsetMs;
-    return sample;
+    return this.measure(sent, { received: reply.value.now, answered: reply.value.now }, received);
   }
 }

@@ -175,7 +175,7 @@ export class AgentGateway {
       return;
     }
     const started = performance.now();
-    void this.request(cluster, node, kind, msg)
+    void this.request(cluster, node, kind, msg, now)
       .then((reply) => {
         this.metrics.natsMessages.inc({ endpoint: kind, result: "ok" });
         this.respond(msg, reply);
@@ -221,7 +221,8 @@ export class AgentGateway {
     if (check === "replay") throw new FleetError(ErrorCode.AuthFailed, "replayed or reordered message");
   }
 
-  private async request(cluster: string, node: string, kind: string, msg: Msg): Promise<unknown> {
+  /** `receivedAt`: when the request arrived, by this coordinator's clock; assignments carry it back for the agent's clock. */
+  private async request(cluster: string, node: string, kind: string, msg: Msg, receivedAt: number): Promise<unknown> {
     switch (kind) {
       case AgentMessage.Challenge: {
         const req = this.open(cluster, msg.subject, msg.data, codecs.challenge, node);
@@ -232,9 +233,9 @@ export class AgentGateway {
         return { inReplyTo: req.nonce, now: this.clock.now() };
       }
       case AgentMessage.Hello:
-        return this.hello(cluster, node, msg);
+        return this.hello(cluster, node, msg, receivedAt);
       case AgentMessage.Assign:
-        return this.assign(cluster, node, msg);
+        return this.assign(cluster, node, msg, receivedAt);
       case AgentMessage.Report: {
         const report = this.open(cluster, msg.subject, msg.data, codecs.report, node);
         this.authenticate(cluster, node, report, "request");
@@ -247,7 +248,7 @@ export class AgentGateway {
     }
   }
 
-  private async hello(cluster: string, node: string, msg: Msg): Promise<unknown> {
+  private async hello(cluster: string, node: string, msg: Msg, receivedAt: number): Promise<unknown> {
     const hello = this.open(cluster, msg.subject, msg.data, codecs.hello, node);
     if (!this.challenges.take(hello.challenge, cluster, node, hello.instance, this.clock.now())) {
       throw new FleetError(ErrorCode.AuthFailed, "the challenge is unknown, used or expired; ask for a new one");
@@ -257,10 +258,10 @@ export class AgentGateway {
     this.sessions.open(cluster, node, hello.instance);
     const epoch = this.ports.epochOf(cluster) ?? 0;
     await this.ports.reconciled(cluster, 2_000);
-    return { ok: true, inReplyTo: hello.challenge, epoch, assignment: this.ports.assignmentFor(cluster, node) };
+    return { ok: true, inReplyTo: hello.challenge, epoch, assignment: this.ports.assignmentFor(cluster, node), times: { received: receivedAt, answered: this.clock.now() } };
   }
 
-  private async assign(cluster: string, node: string, msg: Msg): Promise<unknown> {
+  private async assign(cluster: string, node: string, msg: Msg, receivedAt: number): Promise<unknown> {
     const req = this.open(cluster, msg.subject, msg.data, codecs.assign, node);
     this.authenticate(cluster, node, req, "request");
     const changed = await this.facts.pulled(cluster, node, req.facts, req.preflight);
@@ -270,7 +271,7 @@ export class AgentGateway {
       await this.ports.assignmentChanged(cluster, node, Math.min(req.waitMs, 30_000));
       assignment = this.ports.assignmentFor(cluster, node);
     }
-    return { ok: true, inReplyTo: String(req.seq), epoch: this.ports.epochOf(cluster) ?? 0, assignment };
+    return { ok: true, inReplyTo: String(req.seq), epoch: this.ports.epochOf(cluster) ?? 0, assignment, times: { received: receivedAt, answered: this.clock.now() } };
   }
 
   private handleHeartbeat(hb: QueuedHeartbeat): void {

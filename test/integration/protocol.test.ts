@@ -136,3 +136,24 @@ incus:
   const impostor = await linkFor(t, h, "n4");
   await t.throwsAsync(impostor.enroll(facts(false, "192.0.2.11:8443", undefined, fingerprint(4))), { message: /not a member/ }, "the address is named once; another host claiming it later is refused");
 });
+
+test("every assignment measures the agent's clock, a held pull's wait taken out, and a stepped host clock voids the measurement", async (t) => {
+  const h = await startCoordinator(t);
+  await putSpec(h, threeMembers());
+  await ownerReady(h);
+  const n2 = await linkFor(t, h, "n2");
+  t.is((await n2.enroll(facts(false, "192.0.2.12:8443", undefined, fingerprint(2)))).kind, "wait");
+  t.is((await n2.pull(facts(false, "192.0.2.12:8443", undefined, fingerprint(2)), undefined, 800)).kind, "wait", "held until the wait ran out: n1 never enrolled");
+  const held = n2.clockSample!;
+  // Both ends read the same clock here: only the exchange itself may show, not the 800 ms the coordinator held the pull.
+  t.true(Math.abs(held.offsetMs) < 100, `offset ${held.offsetMs} ms`);
+  t.true(held.rttMs < 200, `round trip ${held.rttMs} ms`);
+  t.true(n2.clockAgeMs() < 1_000, "just measured");
+  const realNow = Date.now;
+  Date.now = () => realNow() + 5_000;
+  try {
+    t.is(n2.clockAgeMs(), Infinity, "a measurement from before the host's clock moved counts as none");
+  } finally {
+    Date.now = realNow;
+  }
+});
