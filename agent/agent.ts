@@ -46,6 +46,8 @@ const WAIT_LOOP_MS = 50;
 const REJECTED_RETRY_MS = 10_000;
 /** The host's certificate, capabilities and candidate version are read again this often. */
 const HOST_FACTS_EVERY_MS = 60_000;
+/** A time request that failed is tried again after this many heartbeats at the soonest. */
+const CLOCK_RETRY_BEATS = 10;
 /** Commands that take minutes: a second one for the same member while one runs waits for the same result. */
 const LONG_COMMANDS = new Set(["evacuate", "restore", "remove-member", "host-action"]);
 
@@ -68,6 +70,7 @@ export class FleetAgent {
   private stopping = false;
   private readonly sleeper = new WakeableSleep();
   private lastAssignment: Assignment | null = null;
+  private clockAsked = { pending: false, at: -Infinity };
   private readonly seenCommands = new Map<string, number>();
   private dropped = 0;
   private loops: Promise<void>[] = [];
@@ -299,6 +302,23 @@ export class FleetAgent {
     }
   }
 
+  /**
+   * Every assignment measures the clock too: a member that pulls often enough
+   * never asks for the time on its own. When it is due, the time is asked
+   * beside the beats, not before one, and a request that fails is not
+   * repeated on every beat.
+   */
+  private measureClockIfDue(): void {
+    const interval = this.config.heartbeatIntervalMs;
+    if (this.clockAsked.pending || this.link.clockAgeMs() < this.config.clockEvery * interval) return;
+    if (performance.now() - this.clockAsked.at < CLOCK_RETRY_BEATS * interval) return;
+    this.clockAsked = { pending: true, at: performance.now() };
+    void this.link
+      .clock()
+      .catch(() => null)
+      .finally(() => (this.clockAsked.pending = false));
+  }
+
   private async heartbeatLoop(): Promise<void> {
     let wasEnrolled = false;
     while (!this.stopping) {
@@ -308,8 +328,7 @@ export class FleetAgent {
       wasEnrolled = this.link.isEnrolled;
       if (this.link.isEnrolled) {
         try {
-          // Every assignment measures the clock too: a member that pulls often enough never asks for the time on its own.
-          if (this.link.clockAgeMs() >= this.config.clockEvery * this.config.heartbeatIntervalMs) await this.link.clock().catch(() => null);
+          this.measureClockIfDue();
           const clock = this.link.clockSample;
           const body = await this.collector.collect(() => this.nc.rtt().catch(() => null), { offsetMs: clock?.offsetMs ?? null, rttMs: clock?.rttMs ?? null });
           if (this.working) body.incus.busy = this.working;

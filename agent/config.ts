@@ -52,7 +52,7 @@ const agentSchema = {
   heartbeat: {
     intervalMs: { doc: "Heartbeat interval", format: "nat", default: 1_000, env: "FLEET_HEARTBEAT_INTERVAL_MS", arg: "heartbeat-interval-ms" },
     clockEvery: {
-      // Each assignment pulled measures the clock as well (a member pulls every 30 s): a time request is for agents that pull less often.
+      // Each assignment pulled measures the clock as well (by default a member pulls every 30 s): a time request is for agents that pull less often.
       doc: "Ask the coordinator for the time when the clock was last measured this many heartbeats ago (or the host's clock was stepped)",
       format: "nat",
       default: 60,

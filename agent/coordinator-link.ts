@@ -23,6 +23,7 @@ import {
   type Report,
   type ServerTimes,
 } from "../shared/index.js";
+import { ClockFilter, clockSampleFrom, wallLead, type ClockSample } from "./clock.js";
 
 const codecs = {
   challenge: new WireCodec("ChallengeReply", ChallengeReply),
@@ -31,18 +32,10 @@ const codecs = {
   time: new WireCodec("TimeReply", TimeReply),
 };
 
-export interface ClockSample {
-  offsetMs: number;
-  rttMs: number;
-}
-
 type Channel = "request" | "heartbeat";
 
-/** A wall clock that moved this far against the monotonic one since a measurement was stepped: the measurement is void. */
-const CLOCK_STEP_MS = 250;
-
-/** The wall clock's lead over the monotonic one: it changes only when the host's clock is stepped. */
-const wallLead = () => Date.now() - performance.now();
+/** This host's clock as a request leaves, and the wall clock's lead then: a step during the exchange spoils its measurement. */
+const sendingNow = () => ({ at: Date.now(), lead: wallLead() });
 
 /**
  * The agent's channel to the coordinator that owns its cluster. Everything
@@ -61,8 +54,7 @@ export class CoordinatorLink {
   epoch = 0;
   /** The coordinators' clock minus this host's, as last measured. */
   offsetMs = 0;
-  /** The last clock measurement, when it was taken (monotonic) and the wall clock's lead then. */
-  private measured: { sample: ClockSample; at: number; lead: number } | null = null;
+  private readonly clockFilter = new ClockFilter();
   /** Messages that failed checks, by reason; exposed for tests and logs. */
   readonly dropped = new Map<string, number>();
 
@@ -109,6 +101,8 @@ export class CoordinatorLink {
       const refused = codecs.ack.decodeText(opened.json);
       if (!refused.ok || refused.value.ok) this.drop(`${kind} reply: a refusal that does not match the contract`);
       if (refused.value.error.code === ErrorCode.SessionUnknown) this.enrolled = false;
+      // Refused as too old, most likely: whatever the clock measurements said, they are measured again.
+      if (refused.value.error.code === ErrorCode.AuthFailed) this.clockFilter.forget();
       throw new FleetError(isErrorCode(refused.value.error.code) ? refused.value.error.code : ErrorCode.Internal, refused.value.error.message);
     }
     return opened.json;
@@ -119,8 +113,8 @@ export class CoordinatorLink {
     throw new FleetError(ErrorCode.MessageInvalid, reason);
   }
 
-  /** An assignment, and a clock measurement from the times it carries: `sent` and `received` are this host's readings around the request. */
-  private openAssignment(json: string, inReplyTo: string, sent: number, received: number): Assignment {
+  /** An assignment, and a clock measurement from the times it carries (`sent`: this host's clock and its lead when the request went). */
+  private openAssignment(json: string, inReplyTo: string, sent: { at: number; lead: number }, received: number): Assignment {
     const decoded = codecs.assign.decodeText(json);
     if (!decoded.ok) this.drop(decoded.reason);
     const reply = decoded.value;
@@ -131,31 +125,23 @@ export class CoordinatorLink {
     return reply.assignment;
   }
 
-  /**
-   * A clock measurement from one exchange, as NTP takes one: the time the
-   * coordinator held the request (a held pull, a reconcile awaited) is taken
-   * out, so it does not skew the offset.
-   */
-  private measure(sent: number, times: ServerTimes, received: number): ClockSample {
-    const held = Math.max(0, times.answered - times.received);
-    const rttMs = Math.max(0, received - sent - held);
-    const sample = { offsetMs: (times.received - sent + (times.answered - received)) / 2, rttMs };
-    this.offsetMs = sample.offsetMs;
-    this.measured = { sample, at: performance.now(), lead: wallLead() };
+  private measure(sent: { at: number; lead: number }, times: ServerTimes, received: number): ClockSample {
+    const sample = clockSampleFrom(sent.at, times, received);
+    this.clockFilter.add(sample, sent.lead);
+    this.offsetMs = this.clockFilter.best?.offsetMs ?? this.offsetMs;
     return sample;
   }
 
-  /** The last clock measurement, from a time request or any assignment. */
+  /** The clock offset the recent measurements (time requests and assignments) agree on best. */
   get clockSample(): ClockSample | null {
-    return this.measured?.sample ?? null;
+    return this.clockFilter.best;
   }
 
-  /** How old the last measurement is; one taken before the host's clock was stepped counts as none. */
+  /** How long ago the clock was last measured; forever when it never was, or the host's clock was stepped since. */
   clockAgeMs(): number {
-    const m = this.measured;
-    if (!m || Math.abs(wallLead() - m.lead) > CLOCK_STEP_MS) return Infinity;
-    return performance.now() - m.at;
+    return this.clockFilter.ageMs();
   }
+
 
   /** The coordinators' time, read half way through the round trip: sent messages carry it, so that old ones can be told from new. */
   now(): number {
@@ -169,7 +155,7 @@ export class CoordinatorLink {
     if (!challenge.ok) this.drop(challenge.reason);
     if (challenge.value.inReplyTo !== this.instance) this.drop("ChallengeReply: not for this agent process");
     const hello = { cluster: this.cluster, node: this.node, instance: this.instance, challenge: challenge.value.challenge, sentAt: this.now(), facts };
-    const sent = Date.now();
+    const sent = sendingNow();
     const json = await this.ask(AgentMessage.Hello, hello);
     const assignment = this.openAssignment(json, challenge.value.challenge, sent, Date.now());
     this.enrolled = true;
@@ -187,7 +173,7 @@ export class CoordinatorLink {
     const seq = this.nextSeq("request");
     const body = { cluster: this.cluster, node: this.node, instance: this.instance, seq, sentAt: this.now(), facts, ...(preflight ? { preflight } : {}), ...(waitMs > 0 ? { waitMs } : {}) };
     try {
-      const sent = Date.now();
+      const sent = sendingNow();
       const json = await this.ask(AgentMessage.Assign, body, waitMs);
       return this.openAssignment(json, String(seq), sent, Date.now());
     } catch (err) {
@@ -214,7 +200,7 @@ export class CoordinatorLink {
   /** NTP-style: the coordinator's clock read half way through the round trip. */
   async clock(): Promise<ClockSample> {
     const nonce = randomNonce(16);
-    const sent = Date.now();
+    const sent = sendingNow();
     const json = await this.ask(AgentMessage.Time, { cluster: this.cluster, node: this.node, nonce });
     const received = Date.now();
     const reply = codecs.time.decodeText(json);

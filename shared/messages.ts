@@ -194,15 +194,15 @@ export const Assignment = Type.Union([
 ]);
 export type Assignment = Static<typeof Assignment>;
 
+/** The coordinator's clock when a request arrived and when it was answered: with the agent's own two readings, a clock measurement (as NTP takes one). */
+export const ServerTimes = Type.Object({ received: Timestamp, answered: Timestamp });
+export type ServerTimes = Static<typeof ServerTimes>;
+
 /**
  * A coordinator's answer to a hello or a pull. `inReplyTo` names the request
  * (its challenge or seq) and `epoch` the coordinator's lease on the cluster:
  * an agent ignores commands from an owner older than one it has heard from.
  */
-/** The coordinator's clock when a request arrived and when it was answered: with the agent's own two readings, a clock measurement (as NTP takes one). */
-export const ServerTimes = Type.Object({ received: Millis, answered: Millis });
-export type ServerTimes = Static<typeof ServerTimes>;
-
 export const AssignReply = Type.Union([
   Type.Object({ ok: Type.Literal(true), inReplyTo: Type.String({ maxLength: 300 }), epoch: Type.Integer({ minimum: 0 }), assignment: Assignment, times: Type.Optional(ServerTimes) }),
   Type.Object({ ok: Type.Literal(false), inReplyTo: Type.String({ maxLength: 300 }), error: ErrorBody }),

@@ -291,7 +291,7 @@ export function evaluateHealth(input: HealthInput, options: HealthOptions, previ
     if (list) list.push(n);
     else observersOf.set(n.view!, [n]);
   }
-  const statusBy = new Map<string, Map<boolean, NodeLive[]>>();
+  const statusBy = new Map<string, Map<boolean, Set<NodeLive>>>();
   for (const [v, observers] of observersOf) {
     for (const m of v.members) {
       if (isExpected(m.name)) continue;
@@ -301,10 +301,12 @@ export function evaluateHealth(input: HealthInput, options: HealthOptions, previ
         statusBy.set(m.name, seen);
       }
       const up = isOnline(m.status);
-      seen.set(up, [...(seen.get(up) ?? []), ...observers]);
+      const side = seen.get(up);
+      if (side) for (const o of observers) side.add(o);
+      else seen.set(up, new Set(observers));
     }
   }
-  const listed = (agents: NodeLive[]) => okViews.filter((n) => agents.includes(n)).map((n) => n.node).join(", ");
+  const listed = (agents: Set<NodeLive>) => okViews.filter((n) => agents.has(n)).map((n) => n.node).join(", ");
   for (const [member, seen] of statusBy) {
     if (seen.size > 1) splits.push(`agents disagree whether ${member} is online (online for ${listed(seen.get(true)!)}, offline for ${listed(seen.get(false)!)})`);
   }

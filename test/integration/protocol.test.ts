@@ -144,11 +144,11 @@ test("every assignment measures the agent's clock, a held pull's wait taken out,
   const n2 = await linkFor(t, h, "n2");
   t.is((await n2.enroll(facts(false, "192.0.2.12:8443", undefined, fingerprint(2)))).kind, "wait");
   t.is((await n2.pull(facts(false, "192.0.2.12:8443", undefined, fingerprint(2)), undefined, 800)).kind, "wait", "held until the wait ran out: n1 never enrolled");
-  const held = n2.clockSample!;
+  t.true(n2.clockAgeMs() < 100, "the held pull measured the clock as it was answered");
+  const clock = n2.clockSample!;
   // Both ends read the same clock here: only the exchange itself may show, not the 800 ms the coordinator held the pull.
-  t.true(Math.abs(held.offsetMs) < 100, `offset ${held.offsetMs} ms`);
-  t.true(held.rttMs < 200, `round trip ${held.rttMs} ms`);
-  t.true(n2.clockAgeMs() < 1_000, "just measured");
+  t.true(Math.abs(clock.offsetMs) < 100, `offset ${clock.offsetMs} ms`);
+  t.true(clock.rttMs < 200, `round trip ${clock.rttMs} ms`);
   const realNow = Date.now;
   Date.now = () => realNow() + 5_000;
   try {

@@ -126,6 +126,17 @@ test("a real split holds destructive actions after the grace, and releases them 
   t.false(tl.last!.hold.held);
 });
 
+test("a split names the agents on each side in their own order, whichever views they share", (t) => {
+  const four = [...names, "d"];
+  const tl = new Timeline();
+  // a and c share one view; b's differs from it only in a message, so it is a view of its own that also has c online.
+  const shared = view({}, four);
+  const own = { ...shared, members: shared.members.map((m) => (m.name === "b" ? { ...m, message: "Fully operational" } : m)) };
+  const views: Record<string, ClusterView> = { a: shared, b: own, c: shared, d: view({ c: "Offline" }, four) };
+  tl.feed(1_000, four.map((n) => beat(n, 1_000, { view: views[n]! })));
+  t.true(tl.last!.reasons.some((r) => r.message === "agents disagree whether c is online (online for a, b, c, offline for d)"), JSON.stringify(tl.last!.reasons));
+});
+
 test("a cluster that tolerates no further failure is never healthy", (t) => {
   const two = ["a", "b"];
   const tl = new Timeline().feed(0, two.map((n) => beat(n, 0, { view: view({}, two), latency: { natsMs: 1, peers: [] } })));
