@@ -175,6 +175,12 @@ class CoordinatorProcess {
   }
 }
 
+/** Simulated sockets' directories of simulators not seen to exit yet: removed however the benchmark ends, Ctrl-C included. */
+const simulatorDirs = new Set<string>();
+process.on("exit", () => {
+  for (const dir of simulatorDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A simulator process and what it hosts. */
 class SimulatorProcess {
   private constructor(
@@ -189,7 +195,11 @@ class SimulatorProcess {
     const dir = mkdtempSync(join(tmpdir(), "fleet-sim-"));
     // Its stdout is left out: the benchmark's own stdout carries the results, one JSON line each.
     const child = fork(SIMULATOR, [dir], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv });
-    child.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    simulatorDirs.add(dir);
+    child.once("exit", () => {
+      rmSync(dir, { recursive: true, force: true });
+      simulatorDirs.delete(dir);
+    });
     return new SimulatorProcess(child, role, hosts);
   }
 
@@ -372,6 +382,8 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
   };
   const everyCluster = [...clusters, quiet];
   const dir = mkdtempSync(join(tmpdir(), "fleet-scale-"));
+  const interrupted = () => process.stderr.write(`scale: interrupted; logs kept in ${dir}\n`);
+  process.once("exit", interrupted);
   let failed = true;
   const setupStarted = performance.now();
   const nats = await startSecureNats({
@@ -533,6 +545,7 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
     await Promise.all(simulators.map((s) => s.stop()));
     for (const c of coordinators) await stopDaemon(c.daemon, "SIGTERM", 10_000);
     await nats.stop();
+    process.off("exit", interrupted);
     if (failed || options.keep) process.stderr.write(`scale: logs kept in ${dir}\n`);
     else rmSync(dir, { recursive: true, force: true });
   }
