@@ -136,8 +136,7 @@ export class LeaseManager {
     this.ticking = true;
     try {
       const first = !this.announced;
-      await this.announce();
-      await this.renew();
+      await Promise.all([this.announce(), this.renew()]);
       // Coordinators started together see each other before either takes anything.
       if (first) return;
       await this.acquire();
@@ -186,23 +185,30 @@ export class LeaseManager {
   private async acquire(): Promise<void> {
     const live = this.liveCoordinators().map((c) => c.id);
     if (!live.includes(this.id)) live.push(this.id);
-    for (const cluster of this.clusters()) {
-      if (this.owned.has(cluster) || this.isLive(leaseKey(cluster))) continue;
+    const free = this.clusters().filter((cluster) => {
+      if (this.owned.has(cluster) || this.isLive(leaseKey(cluster))) return false;
       // A cluster that hashes to another live coordinator is left to it for one lease period.
-      const preferred = this.preferredOwner(cluster, live);
       const freeSince = this.seenAt.get(leaseKey(cluster)) ?? this.startedAt;
-      if (preferred !== this.id && this.clock.now() - freeSince < this.options.ttlMs * 2) continue;
-      const now = this.clock.now();
-      try {
-        const record: LeaseRecord = { owner: this.id, ownerName: this.name, acquiredAt: now };
-        const revision = await this.cache.kv.create(leaseKey(cluster), json(record));
-        this.cache.remember(leaseKey(cluster), record, revision);
-        this.owned.set(cluster, { epoch: revision, revision, acquiredAt: now, renewedAt: now });
-        this.log.info({ cluster, epoch: revision }, "acquired the lease of a cluster");
-        this.listener.acquired(cluster, revision);
-      } catch (err) {
-        if (!isCasConflict(err)) throw err;
-      }
+      return this.preferredOwner(cluster, live) === this.id || this.clock.now() - freeSince >= this.options.ttlMs * 2;
+    });
+    // All at once, not one after another: a hundred clusters taken one by one through a busy store would take longer
+    // than a lease lasts, and the first taken would lapse before this round ended and their renewal came round.
+    const results = await Promise.allSettled(free.map((cluster) => this.take(cluster)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
+  }
+
+  private async take(cluster: string): Promise<void> {
+    const now = this.clock.now();
+    try {
+      const record: LeaseRecord = { owner: this.id, ownerName: this.name, acquiredAt: now };
+      const revision = await this.cache.kv.create(leaseKey(cluster), json(record));
+      this.cache.remember(leaseKey(cluster), record, revision);
+      this.owned.set(cluster, { epoch: revision, revision, acquiredAt: now, renewedAt: now });
+      this.log.info({ cluster, epoch: revision }, "acquired the lease of a cluster");
+      this.listener.acquired(cluster, revision);
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
     }
   }
 

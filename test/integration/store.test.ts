@@ -119,3 +119,35 @@ test("leases: two coordinators spread clusters between them; when one dies, the 
   await one.manager.stop();
   await two.manager.stop();
 });
+
+test("leases: a coordinator taking many clusters at once through a slow store keeps every lease it took", async (t) => {
+  const nats = await secureNats(t);
+  const prefix = `many${randomUUID().slice(0, 6)}`;
+  const clusters = Array.from({ length: 40 }, (_, i) => `c${i}`);
+  const nc = await connectAsCoordinator(t, nats, 1);
+  const buckets = await openBuckets(nc, { ...DEFAULT_LAYOUT, prefix, leaseTtlMs: 2_000 }, quiet);
+  const cache: ConstructorParameters<typeof LeaseManager>[0] = await KvCache.open(buckets.leases, "leases", quiet);
+  t.teardown(() => cache.stop());
+  // Each write answers 100 ms late, as a busy store does: forty taken one after another would outlast the lease.
+  const kv = cache.kv;
+  const renewals = new Map<string, number>();
+  for (const method of ["create", "update"] as const) {
+    const real = kv[method].bind(kv) as (key: string, ...rest: unknown[]) => Promise<number>;
+    (kv as unknown as Record<string, unknown>)[method] = async (key: string, ...rest: unknown[]) => {
+      await new Promise((r) => setTimeout(r, 100));
+      const revision = await real(key, ...rest);
+      if (method === "update") renewals.set(key, (renewals.get(key) ?? 0) + 1);
+      return revision;
+    };
+  }
+  const owned = new Set<string>();
+  const lost: string[] = [];
+  const manager = new LeaseManager(cache, () => clusters, { acquired: (c) => void owned.add(c), lost: (c) => void (owned.delete(c), lost.push(c)), canRelease: () => true }, { ttlMs: 2_000, tickMs: 250 }, systemClock, quiet);
+  manager.start();
+  t.teardown(() => manager.stop());
+  await until("every cluster owned", () => owned.size === clusters.length, 10_000);
+  // Eight renewals of every lease (each round takes over 350 ms): longer than a lease lasts, so one renewed late has lapsed.
+  await until("every lease renewed eight times", () => lost.length > 0 || clusters.every((c) => (renewals.get(`cluster.${c}`) ?? 0) >= 8), 15_000);
+  t.deepEqual(lost, [], "no lease lapsed");
+  t.is(owned.size, clusters.length);
+});
