@@ -108,7 +108,7 @@ export class LeaseManager {
 
   liveCoordinators(): CoordinatorRecord[] {
     const out: CoordinatorRecord[] = [];
-    for (const [key, e] of this.cache.withPrefix("coordinator.")) if (this.isLive(key)) out.push(e.value as CoordinatorRecord);
+    for (const [key, e] of this.cache.childrenOf("coordinator")) if (this.isLive(key)) out.push(e.value as CoordinatorRecord);
     return out;
   }
 

@@ -24,6 +24,13 @@ const EMPTIED_CHECK_MS = 1_000;
  */
 export class KvCache<T> {
   private readonly entries = new Map<string, CachedEntry<T>>();
+  /**
+   * Keys by the part before their last dot: `<cluster>.<node>` under the
+   * cluster, `op.<cluster>.<id>` under `op.<cluster>`. A cluster's hosts are
+   * read on every reconcile; walking every host of the fleet for them made
+   * each reconcile cost as much as the fleet is large.
+   */
+  private readonly groups = new Map<string, Set<string>>();
   private readonly listeners = new Set<ChangeListener<T>>();
   private stopWatch: (() => void) | null = null;
   private stopped = false;
@@ -120,9 +127,7 @@ export class KvCache<T> {
     const known = this.entries.get(e.key);
     if (known && known.revision >= e.revision) return;
     if (e.operation !== "PUT") {
-      if (!known) return;
-      this.entries.delete(e.key);
-      for (const l of this.listeners) l(e.key, null);
+      if (known) this.unset(e.key);
       return;
     }
     let value: T;
@@ -132,9 +137,28 @@ export class KvCache<T> {
       this.log.warn({ bucket: this.name, key: e.key }, "ignored a store entry that is not JSON");
       return;
     }
-    const entry = { value, revision: e.revision, created: e.created.getTime() };
-    this.entries.set(e.key, entry);
-    for (const l of this.listeners) l(e.key, entry);
+    this.set(e.key, { value, revision: e.revision, created: e.created.getTime() });
+  }
+
+  private set(key: string, entry: CachedEntry<T>): void {
+    this.entries.set(key, entry);
+    const parent = key.slice(0, Math.max(0, key.lastIndexOf(".")));
+    let group = this.groups.get(parent);
+    if (!group) {
+      group = new Set();
+      this.groups.set(parent, group);
+    }
+    group.add(key);
+    for (const l of this.listeners) l(key, entry);
+  }
+
+  private unset(key: string): void {
+    this.entries.delete(key);
+    const parent = key.slice(0, Math.max(0, key.lastIndexOf(".")));
+    const group = this.groups.get(parent);
+    group?.delete(key);
+    if (group?.size === 0) this.groups.delete(parent);
+    for (const l of this.listeners) l(key, null);
   }
 
   private async resolveIfEmptied(ready: Promise<void>, caughtUp: () => void): Promise<void> {
@@ -155,9 +179,7 @@ export class KvCache<T> {
   remember(key: string, value: T, revision: number): void {
     const known = this.entries.get(key);
     if (known && known.revision >= revision) return;
-    const entry = { value, revision, created: Date.now() };
-    this.entries.set(key, entry);
-    for (const l of this.listeners) l(key, entry);
+    this.set(key, { value, revision, created: Date.now() });
   }
 
   /**
@@ -170,10 +192,7 @@ export class KvCache<T> {
     const known = this.entries.get(key);
     // The server's answer is the truth here, whichever way the cache was off.
     if (!e || e.operation !== "PUT") {
-      if (known) {
-        this.entries.delete(key);
-        for (const l of this.listeners) l(key, null);
-      }
+      if (known) this.unset(key);
       return;
     }
     if (known?.revision !== e.revision) this.log.warn({ bucket: this.name, key, cached: known?.revision ?? null, server: e.revision }, "a cached entry was not the server's; read it again");
@@ -184,16 +203,13 @@ export class KvCache<T> {
       this.log.warn({ bucket: this.name, key }, "ignored a store entry that is not JSON");
       return;
     }
-    const entry = { value, revision: e.revision, created: e.created.getTime() };
-    this.entries.set(key, entry);
-    for (const l of this.listeners) l(key, entry);
+    this.set(key, { value, revision: e.revision, created: e.created.getTime() });
   }
 
   forgetKey(key: string, revision: number): void {
     const known = this.entries.get(key);
     if (!known || known.revision >= revision) return;
-    this.entries.delete(key);
-    for (const l of this.listeners) l(key, null);
+    this.unset(key);
   }
 
   get(key: string): T | undefined {
@@ -202,6 +218,14 @@ export class KvCache<T> {
 
   entry(key: string): CachedEntry<T> | undefined {
     return this.entries.get(key);
+  }
+
+  /** Every entry whose key is `<parent>.<one more part>`, without walking the others. */
+  *childrenOf(parent: string): IterableIterator<[string, CachedEntry<T>]> {
+    for (const key of [...(this.groups.get(parent) ?? [])]) {
+      const entry = this.entries.get(key);
+      if (entry) yield [key, entry];
+    }
   }
 
   /** Every entry whose key starts with the prefix. */

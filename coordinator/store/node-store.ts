@@ -13,7 +13,7 @@ export class NodeStore {
   }
 
   ofCluster(cluster: string): NodeRecord[] {
-    return [...this.cache.withPrefix(`${cluster}.`)].map(([, e]) => e.value).filter((r) => r.cluster === cluster);
+    return [...this.cache.childrenOf(cluster)].map(([, e]) => e.value).filter((r) => r.cluster === cluster);
   }
 
   all(): NodeRecord[] {

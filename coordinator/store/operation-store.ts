@@ -60,7 +60,7 @@ export class OperationStore {
 
   list(cluster?: string): Operation[] {
     const out: Operation[] = [];
-    for (const [, e] of this.cache.withPrefix(cluster ? `op.${cluster}.` : "op.")) out.push(e.value as Operation);
+    for (const [, e] of (cluster ? this.cache.childrenOf(`op.${cluster}`) : this.cache.withPrefix("op."))) out.push(e.value as Operation);
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
 

@@ -33,3 +33,21 @@ test("a cache opened on a bucket whose entries age out between its count and its
   await kv.put("lease", encoder.encode("2"));
   await until("the cache to follow the next write", () => cache.get("lease") === 2, 10_000, 10);
 });
+
+test("a group of keys (a cluster's hosts) is read without the others, and follows puts and deletes", async (t) => {
+  const kv = new MemoryKv();
+  for (const key of ["c1.n1", "c1.n2", "c10.n1", "op.c1.a", "op.c1.b", "op.c10.a"]) await kv.put(key, encoder.encode(JSON.stringify(key)));
+  const cache = await KvCache.open<string>(kv.asKv(), "test", capturingLogger("warn").log);
+  t.teardown(() => cache.stop());
+  const keys = (parent: string) => [...cache.childrenOf(parent)].map(([k]) => k).sort();
+  t.deepEqual(keys("c1"), ["c1.n1", "c1.n2"]);
+  t.deepEqual(keys("op.c1"), ["op.c1.a", "op.c1.b"]);
+  t.deepEqual(keys("c2"), []);
+  await kv.put("c1.n3", encoder.encode('"c1.n3"'));
+  await kv.delete("c1.n1");
+  await until("the cache to follow", () => cache.get("c1.n3") !== undefined && cache.get("c1.n1") === undefined, 10_000, 10);
+  t.deepEqual(keys("c1"), ["c1.n2", "c1.n3"]);
+  cache.remember("c2.n1", "c2.n1", await kv.put("c2.n1", encoder.encode('"c2.n1"')));
+  t.deepEqual(keys("c2"), ["c2.n1"], "a value this process wrote is in its group at once");
+  t.deepEqual(keys("c10"), ["c10.n1"]);
+});
