@@ -5,7 +5,7 @@
  * setup` writes them, with one coordinator process (or two sharing the
  * fleet), heartbeats at 1 Hz and clusters of 50 members.
  *
- *   node dist/bench/scale.js --agents 1000,5000 [--coordinators 2]
+ *   node dist/bench/scale.js --agents 1000,5000 [--coordinators 2] [--heartbeat-ms 1000] [--window-ms 20000] [--settle-ms 0]
  *
  * Prints one JSON line per size: heartbeats processed per second against
  * those sent and those expected, assignment round trips (p50/p99) timed by
@@ -36,6 +36,8 @@ const SIMULATOR = fileURLToPath(new URL("./simulator/main.js", import.meta.url))
 interface Options {
   perCluster: number;
   windowMs: number;
+  /** How long the fleet runs after it has formed (and the heartbeat backlog drained) before the window opens. */
+  settleMs: number;
   heartbeatMs: number;
   coordinators: number;
   agentsPerSimulator: number;
@@ -457,6 +459,7 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
       return performance.now() - started;
     })();
 
+    await sleep(options.settleMs);
     const window = await measureWindow(coordinators, simulators, nats.servers[0]!.daemon.pid, options.windowMs);
     const fleetStats = window.stats.slice(0, fleet.length);
     const quietStats = window.stats[fleet.length]!;
@@ -613,6 +616,7 @@ runBenchmark(async () => {
   const options: Options = {
     perCluster: Number(arg("per-cluster", "50")),
     windowMs: Number(arg("window-ms", "20000")),
+    settleMs: Number(arg("settle-ms", "0")),
     heartbeatMs: Number(arg("heartbeat-ms", "1000")),
     coordinators: Number(arg("coordinators", "1")),
     agentsPerSimulator: Number(arg("agents-per-simulator", "1000")),

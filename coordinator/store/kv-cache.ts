@@ -15,6 +15,9 @@ export type ChangeListener<T> = (key: string, entry: CachedEntry<T> | null) => v
 const LAG_CHECK_MS = 5_000;
 const EMPTIED_CHECK_MS = 1_000;
 
+/** `a.b.c` → `a.b`; a key without a dot is under the empty parent. */
+const parentOf = (key: string) => key.slice(0, Math.max(0, key.lastIndexOf(".")));
+
 /**
  * A bucket followed by one watch: the last value of every key first, then
  * every change, with no gap between the two (the watch is a single ordered
@@ -142,7 +145,7 @@ export class KvCache<T> {
 
   private set(key: string, entry: CachedEntry<T>): void {
     this.entries.set(key, entry);
-    const parent = key.slice(0, Math.max(0, key.lastIndexOf(".")));
+    const parent = parentOf(key);
     let group = this.groups.get(parent);
     if (!group) {
       group = new Set();
@@ -154,7 +157,7 @@ export class KvCache<T> {
 
   private unset(key: string): void {
     this.entries.delete(key);
-    const parent = key.slice(0, Math.max(0, key.lastIndexOf(".")));
+    const parent = parentOf(key);
     const group = this.groups.get(parent);
     group?.delete(key);
     if (group?.size === 0) this.groups.delete(parent);
