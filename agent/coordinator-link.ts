@@ -113,8 +113,11 @@ export class CoordinatorLink {
     throw new FleetError(ErrorCode.MessageInvalid, reason);
   }
 
-  /** An assignment, and a clock measurement from the times it carries (`sent`: this host's clock and its lead when the request went). */
-  private openAssignment(json: string, inReplyTo: string, sent: { at: number; lead: number }, received: number): Assignment {
+  /** Asks for an assignment and opens it; the times it carries measure the clock. */
+  private async askAssignment(kind: AgentMessage, body: unknown, inReplyTo: string, extraMs = 0): Promise<Assignment> {
+    const sent = sendingNow();
+    const json = await this.ask(kind, body, extraMs);
+    const received = Date.now();
     const decoded = codecs.assign.decodeText(json);
     if (!decoded.ok) this.drop(decoded.reason);
     const reply = decoded.value;
@@ -155,9 +158,7 @@ export class CoordinatorLink {
     if (!challenge.ok) this.drop(challenge.reason);
     if (challenge.value.inReplyTo !== this.instance) this.drop("ChallengeReply: not for this agent process");
     const hello = { cluster: this.cluster, node: this.node, instance: this.instance, challenge: challenge.value.challenge, sentAt: this.now(), facts };
-    const sent = sendingNow();
-    const json = await this.ask(AgentMessage.Hello, hello);
-    const assignment = this.openAssignment(json, challenge.value.challenge, sent, Date.now());
+    const assignment = await this.askAssignment(AgentMessage.Hello, hello, challenge.value.challenge);
     this.enrolled = true;
     this.seq = { request: 0, heartbeat: 0 };
     return assignment;
@@ -173,9 +174,7 @@ export class CoordinatorLink {
     const seq = this.nextSeq("request");
     const body = { cluster: this.cluster, node: this.node, instance: this.instance, seq, sentAt: this.now(), facts, ...(preflight ? { preflight } : {}), ...(waitMs > 0 ? { waitMs } : {}) };
     try {
-      const sent = sendingNow();
-      const json = await this.ask(AgentMessage.Assign, body, waitMs);
-      return this.openAssignment(json, String(seq), sent, Date.now());
+      return await this.askAssignment(AgentMessage.Assign, body, String(seq), waitMs);
     } catch (err) {
       if (err instanceof FleetError && err.code === ErrorCode.SessionUnknown) return this.enroll(facts);
       throw err;

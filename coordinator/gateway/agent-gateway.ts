@@ -20,6 +20,7 @@ import {
   type ClusterKeys,
   type Logger,
   type Nudge,
+  type ServerTimes,
   type SigningKey,
 } from "../../shared/index.js";
 import type { Clock } from "../controller/clock.js";
@@ -248,6 +249,11 @@ export class AgentGateway {
     }
   }
 
+  /** This coordinator's clock when a request arrived and now, as it is answered: the agent's clock is measured from them. */
+  private times(receivedAt: number): ServerTimes {
+    return { received: receivedAt, answered: this.clock.now() };
+  }
+
   private async hello(cluster: string, node: string, msg: Msg, receivedAt: number): Promise<unknown> {
     const hello = this.open(cluster, msg.subject, msg.data, codecs.hello, node);
     if (!this.challenges.take(hello.challenge, cluster, node, hello.instance, this.clock.now())) {
@@ -258,7 +264,7 @@ export class AgentGateway {
     this.sessions.open(cluster, node, hello.instance);
     const epoch = this.ports.epochOf(cluster) ?? 0;
     await this.ports.reconciled(cluster, 2_000);
-    return { ok: true, inReplyTo: hello.challenge, epoch, assignment: this.ports.assignmentFor(cluster, node), times: { received: receivedAt, answered: this.clock.now() } };
+    return { ok: true, inReplyTo: hello.challenge, epoch, assignment: this.ports.assignmentFor(cluster, node), times: this.times(receivedAt) };
   }
 
   private async assign(cluster: string, node: string, msg: Msg, receivedAt: number): Promise<unknown> {
@@ -271,7 +277,7 @@ export class AgentGateway {
       await this.ports.assignmentChanged(cluster, node, Math.min(req.waitMs, 30_000));
       assignment = this.ports.assignmentFor(cluster, node);
     }
-    return { ok: true, inReplyTo: String(req.seq), epoch: this.ports.epochOf(cluster) ?? 0, assignment, times: { received: receivedAt, answered: this.clock.now() } };
+    return { ok: true, inReplyTo: String(req.seq), epoch: this.ports.epochOf(cluster) ?? 0, assignment, times: this.times(receivedAt) };
   }
 
   private handleHeartbeat(hb: QueuedHeartbeat): void {

@@ -1,6 +1,6 @@
 import { isOnline, quorumOf, type ClusterView, type EventKind, type Quorum } from "../../shared/index.js";
 import { guidanceFor } from "./guidance.js";
-import type { NodeLive } from "./heartbeat-ledger.js";
+import type { LinkSample, NodeLive } from "./heartbeat-ledger.js";
 import type { HealthOptions, HealthReason, HealthSnapshot, HealthStatus, HealthTrack, Link, LinkState, MemberHealth } from "./health-types.js";
 
 export interface HealthInput {
@@ -57,15 +57,13 @@ function chosenView(nodes: readonly NodeLive[], now: number, options: HealthOpti
   return best?.view ?? null;
 }
 
-type Sample = { rttMs: number | null; error?: string };
-
 /** What one probe says of its link. A refused connection reached the peer: the link works, the port is closed. */
-function sampleState(s: Sample, threshold: number): LinkState {
+function sampleState(s: LinkSample, threshold: number): LinkState {
   return s.rttMs === null ? (s.error === "ECONNREFUSED" ? "ok" : "down") : s.rttMs > threshold ? "slow" : "ok";
 }
 
 /** The state of a link from its last probes: it changes only when enough of them in a row agree. */
-function linkState(samples: readonly Sample[], wanted: number, threshold: number, before: LinkState): LinkState {
+function linkState(samples: readonly LinkSample[], wanted: number, threshold: number, before: LinkState): LinkState {
   if (samples.length < wanted) return before;
   // Runs for every link of every member at each evaluation: no intermediate arrays.
   let first: LinkState | null = null;

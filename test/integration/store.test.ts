@@ -128,25 +128,30 @@ test("leases: a coordinator taking many clusters at once through a slow store ke
   const buckets = await openBuckets(nc, { ...DEFAULT_LAYOUT, prefix, leaseTtlMs: 2_000 }, quiet);
   const cache: ConstructorParameters<typeof LeaseManager>[0] = await KvCache.open(buckets.leases, "leases", quiet);
   t.teardown(() => cache.stop());
-  // Each write answers 100 ms late, as a busy store does: forty taken one after another would outlast the lease.
+  // A busy store: it answers the writes that take leases only once it has all forty in hand, or else a lease's time
+  // later. Forty taken one after another would each wait that long, and the first would lapse before its renewal.
   const kv = cache.kv;
   const renewals = new Map<string, number>();
-  for (const method of ["create", "update"] as const) {
-    const real = kv[method].bind(kv) as (key: string, ...rest: unknown[]) => Promise<number>;
-    (kv as unknown as Record<string, unknown>)[method] = async (key: string, ...rest: unknown[]) => {
-      await new Promise((r) => setTimeout(r, 100));
-      const revision = await real(key, ...rest);
-      if (method === "update") renewals.set(key, (renewals.get(key) ?? 0) + 1);
-      return revision;
-    };
-  }
+  let asked = 0;
+  const create = kv.create.bind(kv);
+  kv.create = async (...args: Parameters<typeof kv.create>) => {
+    asked += 1;
+    await until("every free lease asked for", () => asked >= clusters.length, 2_500).catch(() => undefined);
+    return create(...args);
+  };
+  const update = kv.update.bind(kv);
+  kv.update = async (...args: Parameters<typeof kv.update>) => {
+    const revision = await update(...args);
+    renewals.set(args[0], (renewals.get(args[0]) ?? 0) + 1);
+    return revision;
+  };
   const owned = new Set<string>();
   const lost: string[] = [];
   const manager = new LeaseManager(cache, () => clusters, { acquired: (c) => void owned.add(c), lost: (c) => void (owned.delete(c), lost.push(c)), canRelease: () => true }, { ttlMs: 2_000, tickMs: 250 }, systemClock, quiet);
   manager.start();
   t.teardown(() => manager.stop());
   await until("every cluster owned", () => owned.size === clusters.length, 10_000);
-  // Eight renewals of every lease (each round takes over 350 ms): longer than a lease lasts, so one renewed late has lapsed.
+  // Eight renewals of every lease (a round every 250 ms): longer than a lease lasts, so one renewed late has lapsed.
   await until("every lease renewed eight times", () => lost.length > 0 || clusters.every((c) => (renewals.get(`cluster.${c}`) ?? 0) >= 8), 15_000);
   t.deepEqual(lost, [], "no lease lapsed");
   t.is(owned.size, clusters.length);
