@@ -1,6 +1,6 @@
 import { isOnline, quorumOf, type ClusterView, type EventKind, type Quorum } from "../../shared/index.js";
 import { guidanceFor } from "./guidance.js";
-import type { LinkSample, NodeLive } from "./heartbeat-ledger.js";
+import type { NodeLive } from "./heartbeat-ledger.js";
 import type { HealthOptions, HealthReason, HealthSnapshot, HealthStatus, HealthTrack, Link, LinkState, MemberHealth } from "./health-types.js";
 
 export interface HealthInput {
@@ -55,24 +55,6 @@ function chosenView(nodes: readonly NodeLive[], now: number, options: HealthOpti
     if (!best || e.count > best.count || (e.count === best.count && e.leader && !best.leader)) best = e;
   }
   return best?.view ?? null;
-}
-
-/** What one probe says of its link. A refused connection reached the peer: the link works, the port is closed. */
-function sampleState(s: LinkSample, threshold: number): LinkState {
-  return s.rttMs === null ? (s.error === "ECONNREFUSED" ? "ok" : "down") : s.rttMs > threshold ? "slow" : "ok";
-}
-
-/** The state of a link from its last probes: it changes only when enough of them in a row agree. */
-function linkState(samples: readonly LinkSample[], wanted: number, threshold: number, before: LinkState): LinkState {
-  if (samples.length < wanted) return before;
-  // Runs for every link of every member at each evaluation: no intermediate arrays.
-  let first: LinkState | null = null;
-  for (let i = samples.length - wanted; i < samples.length; i++) {
-    const state = sampleState(samples[i]!, threshold);
-    if (first === null) first = state;
-    else if (state !== first) return before;
-  }
-  return first ?? before;
 }
 
 class ConditionBook {
@@ -215,11 +197,11 @@ export function evaluateHealth(input: HealthInput, options: HealthOptions, previ
     const flagged = flaggedFrom.has(n.node);
     let worst = -1;
     for (const l of n.links.values()) {
-      const latest = l.samples[l.samples.length - 1];
-      if (!latest || now - latest.at > 30_000) continue;
-      if (latest.rttMs !== null && latest.rttMs > worst) worst = latest.rttMs;
+      if (now - l.at > 30_000) continue;
+      const rttMs = l.rttMs;
+      if (rttMs !== null && rttMs > worst) worst = rttMs;
       // A link never flagged whose last probe was fine cannot have turned slow or down: nearly every link, passed over here.
-      if (!flagged && (sampleState(latest, options.latencyThresholdMs) === "ok" || linkState(l.samples, options.linkSamples, options.latencyThresholdMs, "ok") === "ok")) continue;
+      if (!flagged && (l.latestState(options.latencyThresholdMs) === "ok" || l.state(options.linkSamples, options.latencyThresholdMs, "ok") === "ok")) continue;
       const peer = byName.get(l.to);
       // Only between members whose agents and daemons are up does a failed probe mean a cut.
       const endsUp = fromUsable && !!peer && usable(peer, now, options);
@@ -228,19 +210,19 @@ export function evaluateHealth(input: HealthInput, options: HealthOptions, previ
       const slowKey = `link-slow:${key}`;
       const downKey = `link-down:${key}`;
       const before: LinkState = book.wasRaised(downKey) ? "down" : book.wasRaised(slowKey) ? "slow" : "ok";
-      const state = linkState(l.samples, options.linkSamples, options.latencyThresholdMs, before);
+      const state = l.state(options.linkSamples, options.latencyThresholdMs, before);
       const slow = book.decide(slowKey, state === "slow", {
         suppress: involved,
-        raise: () => ({ kind: "link.slow", message: `link ${n.node} → ${l.to} is slow: ${latest.rttMs?.toFixed(1)} ms`, data: { from: n.node, to: l.to, rttMs: latest.rttMs, thresholdMs: options.latencyThresholdMs } }),
+        raise: () => ({ kind: "link.slow", message: `link ${n.node} → ${l.to} is slow: ${rttMs?.toFixed(1)} ms`, data: { from: n.node, to: l.to, rttMs, thresholdMs: options.latencyThresholdMs } }),
         clear: () => ({ kind: "link.recovered", message: `link ${n.node} → ${l.to} is back to normal`, data: { from: n.node, to: l.to } }),
       });
       const down = book.decide(downKey, state === "down" && endsUp, {
         suppress: involved,
-        raise: () => ({ kind: "link.down", message: `${n.node} cannot reach ${l.to} at ${l.address}`, data: { from: n.node, to: l.to, error: latest.error ?? null } }),
+        raise: () => ({ kind: "link.down", message: `${n.node} cannot reach ${l.to} at ${l.address}`, data: { from: n.node, to: l.to, error: l.error ?? null } }),
         clear: () => ({ kind: "link.recovered", message: `link ${n.node} → ${l.to} is back to normal`, data: { from: n.node, to: l.to } }),
       });
       if (!slow && !down) continue;
-      const link: Link = { from: n.node, to: l.to, address: l.address, rttMs: latest.rttMs, state: down ? "down" : "slow", ...(latest.error ? { error: latest.error } : {}), at: latest.at };
+      const link: Link = { from: n.node, to: l.to, address: l.address, rttMs, state: down ? "down" : "slow", ...(l.error ? { error: l.error } : {}), at: l.at };
       links.push(link);
       reasons.push(
         down

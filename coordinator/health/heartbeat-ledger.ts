@@ -1,20 +1,5 @@
 import { isOnline, type ClusterView, type Heartbeat, type IncusFacts, type NodeFacts } from "../../shared/index.js";
-
-/** How many probe results of one link are kept: enough to tell a blip from a slow link. */
-export const LINK_SAMPLES = 5;
-
-export interface LinkSample {
-  rttMs: number | null;
-  error: string | undefined;
-  at: number;
-}
-
-export interface LinkRecord {
-  to: string;
-  address: string;
-  /** Oldest first, at most LINK_SAMPLES. */
-  samples: LinkSample[];
-}
+import { LinkRecord } from "./link-record.js";
 
 /**
  * What one agent last said, kept small: the heartbeat itself is let go at
@@ -122,17 +107,11 @@ export class HeartbeatLedger {
     for (const p of hb.latency.peers) {
       let link = n.links.get(p.node);
       if (!link) {
-        link = { to: p.node, address: p.address, samples: [] };
+        link = new LinkRecord(p.node, p.address);
         n.links.set(p.node, link);
       }
       link.address = p.address;
-      // The oldest sample is reused for the newest: thousands a second, each kept for several seconds, would otherwise
-      // all survive into the old generation of the heap and be collected there.
-      const sample = link.samples.length >= LINK_SAMPLES ? link.samples.shift()! : { rttMs: null, error: undefined, at: 0 };
-      sample.rttMs = p.rttMs;
-      sample.error = p.error;
-      sample.at = now;
-      link.samples.push(sample);
+      link.add(p.rttMs, p.error, now);
     }
     // Latency samples alone are no news: a link is judged over several of them, at the monitor's regular sweep.
     if (incusChanged(before, incus) || signatureBefore !== n.viewSignature) this.dirty.add(hb.cluster);
