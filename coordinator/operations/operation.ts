@@ -131,5 +131,11 @@ export function withPhase<O extends Operation>(op: O, phase: string, note: strin
 
 export function finished<O extends Operation>(op: O, state: "succeeded" | "failed" | "cancelled", note: string, now: number): O {
   const at = new Date(now).toISOString();
-  return { ...withPhase(op, state, note, now), state, finishedAt: at };
+  const done: O = { ...withPhase(op, state, note, now), state, finishedAt: at };
+  // Nobody can use a finished join's token any more: it is not kept for the week the record is.
+  if (done.kind === "join" && done.data.token) {
+    const { token: _token, ...data } = done.data;
+    return { ...done, data };
+  }
+  return done;
 }

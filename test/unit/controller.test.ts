@@ -83,7 +83,9 @@ test("a join: preflight both ways, a token minted by the sponsor's agent, handed
   t.is(h.active(), null, "the lock is released");
   t.true(h.kinds().includes("join.completed:node2"));
   t.is(h.kinds().filter((k) => k === "join.started:node2").length, 1);
-  t.is(h.ops.list("c").find((o) => o.kind === "join")?.state, "succeeded");
+  const done = h.ops.list("c").find((o) => o.kind === "join");
+  t.is(done?.state, "succeeded");
+  t.deepEqual(Object.keys(done?.data ?? {}), ["handedAt"], "the used token is not kept in the finished record");
 });
 
 test("the next joiner's token is minted while the current one joins: its join starts with it, without minting again", async (t) => {
@@ -175,7 +177,9 @@ test("a joiner that reports a failure fails the join, releases the lock and back
   await h.facts.report("c", "node2", { cluster: "c", node: "node2", instance: "i", seq: 9, sentAt: 0, outcome: "failed", assignment: "join", detail: "the token expired", durationMs: 5, facts: facts(false, undefined, "192.0.2.12:8443") });
   await h.advance(100);
   t.is(h.active(), null);
-  t.regex(h.ops.list("c").find((o) => o.kind === "join")!.reason, /the token expired/);
+  const failed = h.ops.list("c").find((o) => o.kind === "join")!;
+  t.regex(failed.reason, /the token expired/);
+  t.false("token" in failed.data, "the token of a failed join is not kept either");
   t.is(h.controller.assignmentFor("c", "node2").kind, "wait", "it waits out its backoff");
 });
 
