@@ -157,7 +157,7 @@ export class HeartbeatCollector {
     return Promise.all(
       round.map(async (peer) => {
         const r = await this.probe(peer.address, 1, this.options.probeTimeoutMs);
-        return { node: peer.node, address: peer.address, rttMs: r.rttMs, ...(r.error ? { error: r.error } : {}), at: Date.now() };
+        return { node: peer.node, address: peer.address, rttMs: r.rttMs, ...(r.error ? { error: r.error } : {}) };
       }),
     );
   }

@@ -279,7 +279,8 @@ export const PeerLatency = Type.Object({
   address: Address,
   rttMs: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
   error: Type.Optional(Text),
-  at: Millis,
+  /** When the probe ran. Earlier agents send it; a coordinator dates a probe by when its heartbeat arrives, so it is not sent any more. */
+  at: Type.Optional(Millis),
 });
 export type PeerLatency = Static<typeof PeerLatency>;
 

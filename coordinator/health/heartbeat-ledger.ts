@@ -52,8 +52,8 @@ export function viewSignatureOf(view: ClusterView): string {
  */
 export class HeartbeatLedger {
   private readonly nodes = new Map<string, Map<string, NodeLive>>();
-  /** One object per distinct view per cluster: fifty members reporting the same view share it. */
-  private readonly views = new Map<string, Map<string, ClusterView>>();
+  /** One object per distinct view per cluster, and one signature: fifty members reporting the same view share them. */
+  private readonly views = new Map<string, Map<string, { view: ClusterView; signature: string }>>();
   /** Clusters where something changed since they were last evaluated. */
   private readonly dirty = new Set<string>();
   /** Clusters where a daemon stopped or started answering: news to evaluate at once. */
@@ -94,8 +94,9 @@ export class HeartbeatLedger {
     n.clockOffsetMs = hb.clock.offsetMs;
     n.instances = hb.instances;
     if (hb.view) {
-      n.view = this.intern(hb.cluster, hb.view);
-      n.viewSignature = viewSignatureOf(n.view);
+      const shared = this.intern(hb.cluster, hb.view);
+      n.view = shared.view;
+      n.viewSignature = shared.signature;
     }
     if (n.view?.ok) n.lastGood = { view: n.view, at: now };
     // An unreachable daemon says nothing about membership; only one that answers "not clustered" does.
@@ -138,7 +139,7 @@ export class HeartbeatLedger {
     if (facts && !n.facts) this.recordFacts(cluster, node, facts, now);
   }
 
-  private intern(cluster: string, view: ClusterView): ClusterView {
+  private intern(cluster: string, view: ClusterView): { view: ClusterView; signature: string } {
     let known = this.views.get(cluster);
     if (!known) {
       known = new Map();
@@ -148,8 +149,9 @@ export class HeartbeatLedger {
     const shared = known.get(key);
     if (shared) return shared;
     if (known.size >= MAX_VIEWS_PER_CLUSTER) known.delete(known.keys().next().value!);
-    known.set(key, view);
-    return view;
+    const entry = { view, signature: viewSignatureOf(view) };
+    known.set(key, entry);
+    return entry;
   }
 
   nodeLive(cluster: string, node: string): NodeLive | undefined {
