@@ -1,4 +1,3 @@
-import { canonicalJson } from "../../shared/index.js";
 import type { Clock } from "../controller/clock.js";
 import type { EventSink } from "../events/event-log.js";
 import { evaluateHealth } from "./evaluate-health.js";
@@ -140,7 +139,8 @@ export class HealthMonitor {
     this.evaluatedAt.set(cluster, now);
     for (const e of result.events) this.events.publish(cluster, e);
     const h = result.snapshot;
-    const signature = canonicalJson([h.status, h.hold.held, h.quorum, h.members?.map((m) => [m.name, m.safetyStatus, m.roles, m.description, m.failureDomain, m.groups]), h.reasons.map((r) => [r.code, r.member, r.expected])]);
+    // Built in a fixed order by the evaluation: plain JSON tells a change (see the status publisher).
+    const signature = JSON.stringify([h.status, h.hold.held, h.quorum, h.members?.map((m) => [m.name, m.safetyStatus, m.roles, m.description, m.failureDomain, m.groups]), h.reasons.map((r) => [r.code, r.member, r.expected])]);
     if (this.signatures.get(cluster) !== signature) {
       this.signatures.set(cluster, signature);
       this.changed(cluster);
