@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { KV } from "@nats-io/kv";
-import { clusterOf, connectNats, readSigningKey, type Logger } from "../shared/index.js";
+import { clusterOf, connectNats, memberOf, readSigningKey, type Logger } from "../shared/index.js";
 import type { CoordinatorConfig } from "./config.js";
 import { AgentCommander } from "./controller/agent-commander.js";
 import { systemClock, type Clock } from "./controller/clock.js";
@@ -101,7 +101,8 @@ export class Coordinator {
       healthOptions,
       {
         relevant: (cluster, n) => {
-          const member = clusterOf(spec(), cluster)?.members.find((m) => m.name === n.node);
+          const c = clusterOf(spec(), cluster);
+          const member = c && memberOf(c, n.node);
           return !!member?.present || !!n.incus?.clustered;
         },
         expected: (cluster) => {
@@ -162,7 +163,10 @@ export class Coordinator {
       facts,
       {
         keysOf: (c) => specStore.keysOf(c),
-        knows: (c, n) => !!clusterOf(spec(), c)?.members.some((m) => m.name === n) || !!ledger.nodeLive(c, n) || !!nodes.get(c, n),
+        knows: (c, n) => {
+          const cluster = clusterOf(spec(), c);
+          return (!!cluster && !!memberOf(cluster, n)) || !!ledger.nodeLive(c, n) || !!nodes.get(c, n);
+        },
         assignmentFor: (c, n) => controller.assignmentFor(c, n),
         reconciled: (c, t) => controller.reconciled(c, t),
         assignmentChanged: (c, n, t) => controller.assignmentChanged(c, n, t),
