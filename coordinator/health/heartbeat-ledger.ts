@@ -28,6 +28,8 @@ export interface NodeLive {
 }
 
 const MAX_VIEWS_PER_CLUSTER = 16;
+/** Far more peers than one coordinator serves; past it the shared addresses start over. */
+const MAX_ADDRESSES = 100_000;
 
 /** Whether a host's Incus changed in a way its cluster's health depends on. */
 function incusChanged(before: NodeLive["incus"], after: NonNullable<NodeLive["incus"]>): boolean {
@@ -54,6 +56,7 @@ export class HeartbeatLedger {
   private readonly nodes = new Map<string, Map<string, NodeLive>>();
   /** One object per distinct view per cluster, and one signature: fifty members reporting the same view share them. */
   private readonly views = new Map<string, Map<string, { view: ClusterView; signature: string }>>();
+  private readonly addresses = new Map<string, string>();
   /** Clusters where something changed since they were last evaluated. */
   private readonly dirty = new Set<string>();
   /** Clusters where a daemon stopped or started answering: news to evaluate at once. */
@@ -108,10 +111,9 @@ export class HeartbeatLedger {
     for (const p of hb.latency.peers) {
       let link = n.links.get(p.node);
       if (!link) {
-        link = new LinkRecord(p.node, p.address);
+        link = new LinkRecord(p.node, this.address(p.address));
         n.links.set(p.node, link);
-      }
-      link.address = p.address;
+      } else if (link.address !== p.address) link.address = this.address(p.address);
       link.add(p.rttMs, p.error, now);
     }
     // Latency samples alone are no news: a link is judged over several of them, at the monitor's regular sweep.
@@ -139,6 +141,15 @@ export class HeartbeatLedger {
     if (facts && !n.facts) this.recordFacts(cluster, node, facts, now);
   }
 
+  /** One string per address, shared by every member's link to that peer, rather than one per link. */
+  private address(text: string): string {
+    const known = this.addresses.get(text);
+    if (known !== undefined) return known;
+    if (this.addresses.size >= MAX_ADDRESSES) this.addresses.clear();
+    this.addresses.set(text, text);
+    return text;
+  }
+
   private intern(cluster: string, view: ClusterView): { view: ClusterView; signature: string } {
     let known = this.views.get(cluster);
     if (!known) {
@@ -159,7 +170,12 @@ export class HeartbeatLedger {
   }
 
   ofCluster(cluster: string): NodeLive[] {
-    return [...(this.nodes.get(cluster)?.values() ?? [])];
+    return [...this.eachOf(cluster)];
+  }
+
+  /** The cluster's agents without a copy: not to be kept while the ledger changes. */
+  eachOf(cluster: string): Iterable<NodeLive> {
+    return this.nodes.get(cluster)?.values() ?? [];
   }
 
   markDirty(cluster: string): void {

@@ -214,3 +214,27 @@ test("a daemon that stops answering is evaluated at once, without waiting out th
   monitor.sweep();
   t.true(published.includes("incus.lost"), published.join(", "));
 });
+
+test("an agent falling silent, and coming back, is evaluated at the next sweep, not at the next full one", async (t) => {
+  const ledger = new HeartbeatLedger(1_000);
+  const clock = new FakeClock();
+  const published: string[] = [];
+  const monitor = new HealthMonitor(ledger, DEFAULT_HEALTH_OPTIONS, { relevant: () => true, expected: () => new Map(), forming: () => false, upgrading: () => false }, { publish: (_c, e) => void published.push(`${e.kind}:${e.node}`) }, () => undefined, clock);
+  monitor.own("c", null, null);
+  const beatAt = (nodes: string[]) => {
+    for (const n of nodes) ledger.record(beat(n, clock.now()), clock.now());
+    monitor.sweep();
+  };
+  beatAt(names);
+  for (let s = 1; s <= 3; s++) {
+    await clock.advance(1_000);
+    beatAt(["a", "b"]);
+  }
+  t.false(published.includes("agent.lost:c"), "three intervals are not past yet");
+  await clock.advance(100);
+  beatAt(["a", "b"]);
+  t.true(published.includes("agent.lost:c"), "lost at the first sweep past three intervals, though a full sweep ran 100 ms ago");
+  await clock.advance(100);
+  beatAt(names);
+  t.true(published.includes("agent.returned:c"), "and back at the first sweep after it spoke");
+});
