@@ -101,7 +101,13 @@ export class HeartbeatLedger {
       n.view = shared.view;
       n.viewSignature = shared.signature;
     }
-    if (n.view?.ok) n.lastGood = { view: n.view, at: now };
+    if (n.view?.ok) {
+      // Updated in place: a record per beat, kept until the next, would be promoted and collected in the old generation.
+      if (n.lastGood) {
+        n.lastGood.view = n.view;
+        n.lastGood.at = now;
+      } else n.lastGood = { view: n.view, at: now };
+    }
     // An unreachable daemon says nothing about membership; only one that answers "not clustered" does.
     if (incus.reachable && !incus.clustered) {
       n.view = null;
