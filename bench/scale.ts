@@ -5,7 +5,7 @@
  * setup` writes them, with one coordinator process (or two sharing the
  * fleet), heartbeats at 1 Hz and clusters of 50 members.
  *
- *   node dist/bench/scale.js --agents 1000,5000 [--coordinators 2] [--heartbeat-ms 1000] [--window-ms 20000] [--settle-ms 0]
+ *   node dist/bench/scale.js --agents 1000,5000 [--coordinators 2] [--heartbeat-ms 1000] [--window-ms 20000] [--settle-ms 0] [--simulator-nice 10]
  *
  * Prints one JSON line per size: heartbeats processed per second against
  * those sent and those expected, assignment round trips (p50/p99) timed by
@@ -19,7 +19,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
@@ -48,6 +48,7 @@ interface Options {
   agentLogLevel: string;
   profile: string;
   simulatorProfile: string;
+  simulatorNice: number;
   heapDir: string;
   v8Flags: string[];
   keep: boolean;
@@ -191,12 +192,13 @@ class SimulatorProcess {
     readonly hosts: number,
   ) {}
 
-  static fork(role: "fleet" | "quiet", hosts: number, profileDir: string): SimulatorProcess {
+  static fork(role: "fleet" | "quiet", hosts: number, profileDir: string, nice = 0): SimulatorProcess {
     const execArgv = [...(role === "fleet" ? ["--max-old-space-size=4096"] : []), ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])];
     // Its simulated sockets' directory is removed once it has exited, even when it was killed.
     const dir = mkdtempSync(join(tmpdir(), "fleet-sim-"));
     // Its stdout is left out: the benchmark's own stdout carries the results, one JSON line each.
     const child = fork(SIMULATOR, [dir], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv });
+    if (nice !== 0) setPriority(child.pid!, nice);
     simulatorDirs.add(dir);
     child.once("exit", () => {
       rmSync(dir, { recursive: true, force: true });
@@ -402,7 +404,9 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
     // The fleet in processes of a bounded size, and apart from it a quiet process running the agents of one small
     // cluster that pull often: their round trips are not stretched by a fleet simulator's busy event loop.
     const groups = partition(clusters, options.agentsPerSimulator);
-    const fleet = groups.map((g) => SimulatorProcess.fork("fleet", g.reduce((n, c) => n + c.members.length, 0), options.simulatorProfile));
+    // The fleet's simulators stand in for thousands of machines of their own: on this one they yield the CPU to the
+    // coordinator under test, nats-server and the quiet process that times the round trips.
+    const fleet = groups.map((g) => SimulatorProcess.fork("fleet", g.reduce((n, c) => n + c.members.length, 0), options.simulatorProfile, options.simulatorNice));
     const quietSimulator = SimulatorProcess.fork("quiet", quiet.members.length, "");
     simulators.push(...fleet, quietSimulator);
     await Promise.all(simulators.map((s) => s.ask(null, "ready")));
@@ -502,6 +506,7 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
       membersPerCluster: options.perCluster,
       coordinators: options.coordinators,
       heartbeatIntervalMs: options.heartbeatMs,
+      simulatorNice: options.simulatorNice,
       windowMs: options.windowMs,
       setupMs: round(setupMs),
       agentsConnectMs: round(connectMs),
@@ -627,6 +632,7 @@ runBenchmark(async () => {
     agentLogLevel: arg("agent-log-level", "warn"),
     profile: arg("profile", ""),
     simulatorProfile: arg("simulator-profile", ""),
+    simulatorNice: Number(arg("simulator-nice", "10")),
     heapDir: arg("heap-snapshot", ""),
     v8Flags: arg("v8-flags", COORDINATOR_NODE_FLAGS.join(" ")).split(" ").filter(Boolean),
     keep: process.argv.includes("--keep"),
