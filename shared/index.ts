@@ -6,7 +6,7 @@ export * from "./errors.js";
 export * from "./events.js";
 export * from "./incus-token.js";
 export * from "./logger.js";
-export * from "./messages.js";
+export * from "./messages/index.js";
 export * from "./names.js";
 export * from "./quorum.js";
 export * from "./spec/index.js";
