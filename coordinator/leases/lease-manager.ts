@@ -203,6 +203,11 @@ export class LeaseManager {
     try {
       const record: LeaseRecord = { owner: this.id, ownerName: this.name, acquiredAt: now };
       const revision = await this.cache.kv.create(leaseKey(cluster), json(record));
+      if (this.stopped) {
+        // Stopped while the write was on its way: the lease goes straight back rather than lapsing after its time.
+        await this.cache.kv.delete(leaseKey(cluster), { previousSeq: revision }).catch(() => undefined);
+        return;
+      }
       this.cache.remember(leaseKey(cluster), record, revision);
       this.owned.set(cluster, { epoch: revision, revision, acquiredAt: now, renewedAt: now });
       this.log.info({ cluster, epoch: revision }, "acquired the lease of a cluster");

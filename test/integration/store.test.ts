@@ -156,3 +156,44 @@ test("leases: a coordinator taking many clusters at once through a slow store ke
   t.deepEqual(lost, [], "no lease lapsed");
   t.is(owned.size, clusters.length);
 });
+
+test("leases: a coordinator stopped while it is taking leases keeps none of them", async (t) => {
+  const nats = await secureNats(t);
+  const prefix = `stop${randomUUID().slice(0, 6)}`;
+  const clusters = Array.from({ length: 10 }, (_, i) => `c${i}`);
+  const nc = await connectAsCoordinator(t, nats, 1);
+  const buckets = await openBuckets(nc, { ...DEFAULT_LAYOUT, prefix, leaseTtlMs: 30_000 }, quiet);
+  const cache: ConstructorParameters<typeof LeaseManager>[0] = await KvCache.open(buckets.leases, "leases", quiet);
+  t.teardown(() => cache.stop());
+  // The writes taking leases are held until the coordinator has been told to stop.
+  const kv = cache.kv;
+  let asked = 0;
+  let answered = 0;
+  let stopping = false;
+  const create = kv.create.bind(kv);
+  kv.create = async (...args: Parameters<typeof kv.create>) => {
+    asked += 1;
+    await until("the coordinator told to stop", () => stopping, 10_000);
+    try {
+      return await create(...args);
+    } finally {
+      answered += 1;
+    }
+  };
+  const owned = new Set<string>();
+  const manager = new LeaseManager(cache, () => clusters, { acquired: (c) => void owned.add(c), lost: (c) => void owned.delete(c), canRelease: () => true }, { ttlMs: 30_000, tickMs: 250 }, systemClock, quiet);
+  manager.start();
+  await until("every free lease asked for", () => asked >= clusters.length, 10_000);
+  const stopped = manager.stop();
+  stopping = true;
+  await stopped;
+  await until("every write answered", () => answered >= clusters.length, 10_000);
+  const leaseKeys = async () => {
+    const keys: string[] = [];
+    for await (const k of await buckets.leases.keys("cluster.>")) keys.push(k);
+    return keys;
+  };
+  await until("the leases given back", async () => (await leaseKeys()).length === 0, 10_000, 50).catch(() => undefined);
+  t.is(owned.size, 0, "nothing started on a stopped coordinator");
+  t.deepEqual(await leaseKeys(), [], "no lease left to lapse after 30 s");
+});
