@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,6 +48,28 @@ function listening(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** The daemon exited before it was ready: most often another process took its port after it was picked. */
+class ExitedBeforeReady extends Error {}
+
+/**
+ * Waits for this daemon, not whatever else may listen on its port, to say it
+ * is ready (in the part of its log written since `logFrom`) and to accept
+ * connections. Ports are picked free before the servers start, so a process
+ * elsewhere can take one in between: this server then exits, and another
+ * answering on the port must not pass for it.
+ */
+async function ready(daemon: Daemon, name: string, host: string, port: number, logFrom: number): Promise<void> {
+  const says = () => existsSync(daemon.log) && readFileSync(daemon.log, "utf8").slice(logFrom).includes("Server is ready");
+  const waiting = waitFor(`${name} to accept connections`, async () => says() && (await listening(host, port)), 10_000, 20);
+  const exited = daemon.exited.then(() => {
+    throw new ExitedBeforeReady(`${name} exited before it was ready (see ${daemon.log})`);
+  });
+  // Whichever loses is let go: the daemon exits later anyway, when it is stopped.
+  waiting.catch(() => undefined);
+  exited.catch(() => undefined);
+  await Promise.race([waiting, exited]);
+}
+
 export interface SecureNatsOptions {
   /** The address the servers listen on. */
   host?: string;
@@ -69,6 +91,20 @@ export async function startSecureNats(options: SecureNatsOptions): Promise<Secur
   const host = options.host ?? "127.0.0.1";
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "fleet-nats-"));
   mkdirSync(dir, { recursive: true });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnFreePorts(options, host, dir);
+    } catch (err) {
+      // A port taken by another process between its pick and the server's start: pick again, with a fresh store.
+      rmSync(join(dir, "js"), { recursive: true, force: true });
+      if (err instanceof ExitedBeforeReady && attempt < 3) continue;
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+}
+
+async function startOnFreePorts(options: SecureNatsOptions, host: string, dir: string): Promise<SecureNats> {
   const count = options.servers ?? 1;
   const ports: { client: number; route: number }[] = [];
   for (let i = 0; i < count; i++) ports.push({ client: await freePort(host), route: await freePort(host) });
@@ -94,11 +130,18 @@ export async function startSecureNats(options: SecureNatsOptions): Promise<Secur
         await stopDaemon(server.daemon, signal, 5_000);
       },
       async restart() {
-        server.daemon = startDaemon("nats-server", ["-c", config], { log: join(dir, `${name}.log`) });
-        await waitFor(`${name} to accept connections`, () => listening(host, port), 10_000, 20);
+        const log = join(dir, `${name}.log`);
+        const logFrom = existsSync(log) ? statSync(log).size : 0;
+        server.daemon = startDaemon("nats-server", ["-c", config], { log });
+        await ready(server.daemon, name, host, port, logFrom);
       },
     };
-    await server.restart();
+    try {
+      await server.restart();
+    } catch (err) {
+      for (const s of [...servers, server]) if (s.daemon) await s.stop("SIGKILL");
+      throw err;
+    }
     servers.push(server);
   }
   return {

@@ -1,4 +1,8 @@
 import test from "ava";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startDaemon, stopDaemon } from "../../lab/processes.js";
 import { connectNats } from "../../shared/nats.js";
 import { capturingLogger } from "../helpers/capture-log.js";
 import { secureNats } from "../helpers/coordinator.js";
@@ -26,4 +30,20 @@ test("each change of the NATS connection is logged: not up yet and why, connecte
   await server.restart();
   await until("the return logged", () => lines.find((l) => l.msg === "NATS connection back"), 30_000, 50);
   t.pass();
+});
+
+test("a test's nats-server whose port another process took is not mistaken for that process", async (t) => {
+  const nats = await secureNats(t);
+  const server = nats.servers[0]!;
+  await server.stop();
+  // Another process on the port in between: the server cannot listen there and exits.
+  const dir = mkdtempSync(join(tmpdir(), "fleet-other-"));
+  const other = startDaemon("nats-server", ["-a", server.host, "-p", String(server.port)], { log: join(dir, "other.log") });
+  t.teardown(async () => {
+    await stopDaemon(other);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await until("the other process listening", () => existsSync(other.log) && readFileSync(other.log, "utf8").includes("Server is ready"), 10_000, 20);
+  const error = await t.throwsAsync(server.restart());
+  t.regex(error?.message ?? "", /exited before it was ready/);
 });
