@@ -1,4 +1,4 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { randomUUID } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -120,14 +120,18 @@ test("leases: two coordinators spread clusters between them; when one dies, the 
   await two.manager.stop();
 });
 
-test("leases: a coordinator taking many clusters at once through a slow store keeps every lease it took", async (t) => {
-  const nats = await secureNats(t);
-  const prefix = `many${randomUUID().slice(0, 6)}`;
-  const clusters = Array.from({ length: 40 }, (_, i) => `c${i}`);
-  const nc = await connectAsCoordinator(t, nats, 1);
-  const buckets = await openBuckets(nc, { ...DEFAULT_LAYOUT, prefix, leaseTtlMs: 2_000 }, quiet);
+/** A leases bucket of its own on a server of its own, and the cache a lease manager works through. */
+async function leaseBucket(t: ExecutionContext, leaseTtlMs: number) {
+  const nc = await connectAsCoordinator(t, await secureNats(t), 1);
+  const buckets = await openBuckets(nc, { ...DEFAULT_LAYOUT, prefix: `leases${randomUUID().slice(0, 6)}`, leaseTtlMs }, quiet);
   const cache: ConstructorParameters<typeof LeaseManager>[0] = await KvCache.open(buckets.leases, "leases", quiet);
   t.teardown(() => cache.stop());
+  return { buckets, cache };
+}
+
+test("leases: a coordinator taking many clusters at once through a slow store keeps every lease it took", async (t) => {
+  const clusters = Array.from({ length: 40 }, (_, i) => `c${i}`);
+  const { cache } = await leaseBucket(t, 2_000);
   // A busy store: it answers the writes that take leases only once it has all forty in hand, or else a lease's time
   // later. Forty taken one after another would each wait that long, and the first would lapse before its renewal.
   const kv = cache.kv;
@@ -158,13 +162,8 @@ test("leases: a coordinator taking many clusters at once through a slow store ke
 });
 
 test("leases: a coordinator stopped while it is taking leases keeps none of them", async (t) => {
-  const nats = await secureNats(t);
-  const prefix = `stop${randomUUID().slice(0, 6)}`;
   const clusters = Array.from({ length: 10 }, (_, i) => `c${i}`);
-  const nc = await connectAsCoordinator(t, nats, 1);
-  const buckets = await openBuckets(nc, { ...DEFAULT_LAYOUT, prefix, leaseTtlMs: 30_000 }, quiet);
-  const cache: ConstructorParameters<typeof LeaseManager>[0] = await KvCache.open(buckets.leases, "leases", quiet);
-  t.teardown(() => cache.stop());
+  const { buckets, cache } = await leaseBucket(t, 30_000);
   // The writes taking leases are held until the coordinator has been told to stop.
   const kv = cache.kv;
   let asked = 0;
