@@ -64,6 +64,8 @@ export class Coordinator {
     const nc = await connectNats(config.nats, log.child({ part: "nats" }));
     const layout = { ...DEFAULT_LAYOUT, prefix: config.storePrefix, replicas: config.storeReplicas, leaseTtlMs: config.leaseTtlMs };
     const buckets = await openBuckets(nc, layout, log.child({ part: "store" }));
+    // Each step of the start is logged: a start that hangs says where.
+    log.debug("the store's buckets are open");
     // Each bucket's values are of one record type; the stores below read them as such.
     const open = (kv: KV, name: string) => KvCache.open<any>(kv, name, log.child({ part: "store" })); // eslint-disable-line @typescript-eslint/no-explicit-any
     const [specCache, secretCache, claimCache, nodeCache, opCache, statusCache, leaseCache] = await Promise.all([
@@ -81,9 +83,11 @@ export class Coordinator {
     const nodes = new NodeStore(nodeCache);
     const ops = new OperationStore(opCache);
     const statuses = new StatusStore(statusCache);
+    log.debug("the store's values are read");
 
     const events = new EventLog(nc, eventStreamName(config.storePrefix), log.child({ part: "events" }));
     await events.start();
+    log.debug("the recent events are read");
     const metrics = new Metrics();
     events.onPublish((e) => metrics.events.inc({ kind: e.kind }));
 
@@ -247,14 +251,19 @@ export class Coordinator {
 
   /** Hands every cluster back first, so that another coordinator takes over at once. */
   async stop(): Promise<void> {
-    await this.leases.stop();
-    await this.gateway.stop();
-    await this.controller.stop();
-    this.health.stop();
-    await this.app.close();
-    await this.events.stop();
-    for (const c of this.caches) c.stop();
-    await this.nc.drain().catch(() => undefined);
+    // Each step is logged: a stop that hangs says where.
+    const step = async (what: string, work: () => unknown) => {
+      this.log.debug({ step: what }, "stopping");
+      await work();
+    };
+    await step("giving the leases back", () => this.leases.stop());
+    await step("leaving the agents' subjects", () => this.gateway.stop());
+    await step("waiting for running reconciles", () => this.controller.stop());
+    await step("stopping the health sweeps", () => this.health.stop());
+    await step("closing the HTTP API", () => this.app.close());
+    await step("storing the last events", () => this.events.stop());
+    await step("closing the store's watches", () => this.caches.forEach((c) => c.stop()));
+    await step("draining the NATS connection", () => this.nc.drain().catch(() => undefined));
     this.log.info("coordinator stopped");
   }
 }

@@ -7,6 +7,7 @@ import { loadCoordinatorConfig, type CoordinatorConfig } from "../../coordinator
 import { hostCredentials } from "../../coordinator/setup/setup.js";
 import { agentInboxPrefix, createLogger, readVerifyingKey } from "../../shared/index.js";
 import { startSecureNats, type SecureNats } from "../../lab/nats-server.js";
+import { StillRunning, within } from "./wait.js";
 
 export interface CoordinatorHarness {
   nats: SecureNats;
@@ -55,19 +56,26 @@ export async function startCoordinator(t: ExecutionContext, overrides: Partial<C
   const server = nats ?? (await secureNats(t));
   const logs: string[] = [];
   const config = coordinatorConfig(server, overrides, index);
-  const make = () => Coordinator.start(config, createLogger({ name: "coordinator", level: "debug", destination: capture(logs) }));
+  const lastLogs = () => `its last log lines:\n${logs.slice(-40).join("\n")}`;
+  const make = () => within(`coordinator ${index} starting`, 60_000, Coordinator.start(config, createLogger({ name: "coordinator", level: "debug", destination: capture(logs) })), lastLogs);
+  const stop = (c: Coordinator) => within(`coordinator ${index} stopping`, 60_000, c.stop(), lastLogs);
   const harness: CoordinatorHarness = {
     nats: server,
     coordinator: await make(),
     logs,
     token: config.apiToken,
     async restart() {
-      await harness.coordinator.stop();
+      await stop(harness.coordinator);
       harness.coordinator = await make();
       return harness.coordinator;
     },
   };
-  t.teardown(() => harness.coordinator.stop().catch(() => undefined));
+  // A test may have stopped it already; only a stop that hangs is worth failing the test for.
+  t.teardown(() =>
+    stop(harness.coordinator).catch((err: unknown) => {
+      if (err instanceof StillRunning) throw err;
+    }),
+  );
   return harness;
 }
 

@@ -13,3 +13,22 @@ export async function until<T>(what: string, probe: () => T | Promise<T>, timeou
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+export class StillRunning extends Error {}
+
+/**
+ * The work, or after the deadline an error saying what did not finish and
+ * what `context` tells of it: a step that hangs fails its test instead of
+ * holding the whole run until its timeout.
+ */
+export async function within<T>(what: string, timeoutMs: number, work: Promise<T>, context: () => string = () => ""): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StillRunning(`${what} did not finish within ${timeoutMs} ms${context() ? `\n${context()}` : ""}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
