@@ -27,7 +27,13 @@ export interface NodeLive {
   links: Map<string, LinkRecord>;
 }
 
-const MAX_VIEWS_PER_CLUSTER = 16;
+/**
+ * Views a cluster keeps beyond those its agents hold. A view of fifty
+ * members is tens of kilobytes, and while a cluster forms each join makes a
+ * new one: kept by the dozen for every cluster, they were the largest thing
+ * in a coordinator serving thousands of agents.
+ */
+const SPARE_VIEWS_PER_CLUSTER = 2;
 /** Far more peers than one coordinator serves; past it the shared addresses start over. */
 const MAX_ADDRESSES = 100_000;
 
@@ -165,10 +171,32 @@ export class HeartbeatLedger {
     const key = JSON.stringify(view);
     const shared = known.get(key);
     if (shared) return shared;
-    if (known.size >= MAX_VIEWS_PER_CLUSTER) known.delete(known.keys().next().value!);
+    if (known.size > SPARE_VIEWS_PER_CLUSTER) this.dropUnheld(cluster, known);
     const entry = { view, signature: viewSignatureOf(view) };
     known.set(key, entry);
     return entry;
+  }
+
+  /** Lets go of the views no agent of the cluster holds any more (as its view or its last good one), oldest first, down to the spare ones. */
+  private dropUnheld(cluster: string, known: Map<string, { view: ClusterView }>): void {
+    const held = new Set<ClusterView>();
+    for (const n of this.eachOf(cluster)) {
+      if (n.view) held.add(n.view);
+      if (n.lastGood) held.add(n.lastGood.view);
+    }
+    let unheld = 0;
+    for (const e of known.values()) if (!held.has(e.view)) unheld += 1;
+    for (const [key, e] of known) {
+      if (unheld <= SPARE_VIEWS_PER_CLUSTER) return;
+      if (held.has(e.view)) continue;
+      known.delete(key);
+      unheld -= 1;
+    }
+  }
+
+  /** How many distinct views the cluster's agents share between them. */
+  distinctViews(cluster: string): number {
+    return this.views.get(cluster)?.size ?? 0;
   }
 
   nodeLive(cluster: string, node: string): NodeLive | undefined {

@@ -238,3 +238,22 @@ test("an agent falling silent, and coming back, is evaluated at the next sweep, 
   beatAt(names);
   t.true(published.includes("agent.returned:c"), "and back at the first sweep after it spoke");
 });
+
+test("agents reporting the same view share one copy; views no agent holds any more are let go, and one still held is kept", (t) => {
+  const ledger = new HeartbeatLedger(1_000);
+  // A cluster growing one member at a time makes a new view with each join.
+  const grown = (size: number) => view({}, Array.from({ length: size }, (_, i) => `m${i}`));
+  let at = 1;
+  for (let size = 1; size <= 12; size++) for (const n of names) ledger.record(beat(n, at++, { view: grown(size) }), at);
+  t.true(ledger.nodeLive("c", "a")!.view === ledger.nodeLive("c", "b")!.view, "equal views are one object");
+  // The one held, the one held before the last change, and at most two spare.
+  t.true(ledger.distinctViews("c") <= 4, `${ledger.distinctViews("c")} views kept`);
+
+  // One agent lags behind on an old view while the others move on through many more.
+  ledger.record(beat("c", at++, { view: grown(3) }), at);
+  const lagging = ledger.nodeLive("c", "c")!.view;
+  for (let size = 13; size <= 20; size++) for (const n of ["a", "b"]) ledger.record(beat(n, at++, { view: grown(size) }), at);
+  ledger.record(beat("b", at++, { view: grown(3) }), at);
+  t.true(ledger.nodeLive("c", "b")!.view === lagging, "the view still held is still shared");
+  t.true(ledger.distinctViews("c") <= 5, `${ledger.distinctViews("c")} views kept`);
+});
