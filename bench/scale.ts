@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify as toYaml } from "yaml";
 import { hostCredentials } from "../coordinator/setup/setup.js";
-import { COORDINATOR_NODE_FLAGS } from "../coordinator/node-flags.js";
+import { COORDINATOR_ENV, COORDINATOR_NODE_FLAGS } from "../coordinator/node-flags.js";
 import { freePort, startSecureNats, type SecureNats } from "../lab/nats-server.js";
 import { startDaemon, stopDaemon, systemEnv, waitFor, type Daemon } from "../lab/processes.js";
 import { arg, emit, maxOf, percentile, round, runBenchmark } from "./results.js";
@@ -134,6 +134,7 @@ class CoordinatorProcess {
     const heap = options.heapDir && index === 1 ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${options.heapDir}`] : [];
     const daemon = startDaemon(process.execPath, [...options.v8Flags, ...profile, ...heap, COORDINATOR], {
       env: systemEnv({
+        ...COORDINATOR_ENV,
         FLEET_NATS_SERVERS: nats.urls.join(","),
         FLEET_NATS_NKEY_FILE: credentials.nkeyFile,
         FLEET_SIGNING_KEY_FILE: credentials.signingKeyFile,

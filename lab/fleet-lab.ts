@@ -5,7 +5,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, nkeyAuthenticator } from "@nats-io/transport-node";
 import { stringify as toYaml } from "yaml";
 import { hostCredentials } from "../coordinator/setup/setup.js";
-import { COORDINATOR_NODE_FLAGS } from "../coordinator/node-flags.js";
+import { COORDINATOR_ENV, COORDINATOR_NODE_FLAGS } from "../coordinator/node-flags.js";
 import { incusdRunning, incusMember, killLeftovers, removeStateDir, startIncusd, stopIncusd, INCUSD, type IncusMember } from "./incus-member.js";
 import { freePort, startSecureNats, type SecureNats } from "./nats-server.js";
 import type { DelayedLink } from "./delayed-link.js";
@@ -181,6 +181,7 @@ export class FleetLab {
     const log = join(this.root, `coordinator-${index}-${this.coordinatorStarts}.log`);
     c.daemon = startDaemon(process.execPath, [...COORDINATOR_NODE_FLAGS, COORDINATOR_MAIN], {
       env: systemEnv({
+        ...COORDINATOR_ENV,
         ...this.natsEnv(credentials.nkeyFile, credentials.tls),
         FLEET_SIGNING_KEY_FILE: credentials.signingKeyFile,
         FLEET_API_TOKEN_FILE: this.nats.setup.apiTokenFile,

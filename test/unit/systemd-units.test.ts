@@ -2,7 +2,7 @@ import test from "ava";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadAgentConfig } from "../../agent/config.js";
-import { COORDINATOR_NODE_FLAGS } from "../../coordinator/node-flags.js";
+import { COORDINATOR_ENV, COORDINATOR_NODE_FLAGS } from "../../coordinator/node-flags.js";
 import { run } from "../../lab/processes.js";
 
 function unit(name: string): Map<string, string[]> {
@@ -26,9 +26,11 @@ for (const name of ["incus-fleet-agent.service", "incus-fleet-coordinator.servic
   });
 }
 
-test("the coordinator's unit runs it with the V8 flags the lab and the benchmarks use", (t) => {
-  const execStart = unit("incus-fleet-coordinator.service").get("ExecStart")![0]!;
+test("the coordinator's unit runs it with the V8 flags and the malloc setting the lab and the benchmarks use", (t) => {
+  const u = unit("incus-fleet-coordinator.service");
+  const execStart = u.get("ExecStart")![0]!;
   t.deepEqual(execStart.split(" ").filter((w) => w.startsWith("--") && execStart.indexOf(w) < execStart.indexOf("/opt/")), COORDINATOR_NODE_FLAGS);
+  for (const [name, value] of Object.entries(COORDINATOR_ENV)) t.true(u.get("Environment")!.includes(`${name}=${value}`), `${name}=${value}`);
 });
 
 test("the agent reaches the Incus socket through the incus-admin group and gets its password as a credential", (t) => {
