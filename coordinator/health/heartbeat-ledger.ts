@@ -29,8 +29,8 @@ export interface NodeLive {
 
 /**
  * Views a cluster keeps beyond those its agents hold. A view of fifty
- * members is tens of kilobytes, and while a cluster forms each join makes a
- * new one: kept by the dozen for every cluster, they were the largest thing
+ * members, with the text it is known by, is about twenty kilobytes, and
+ * while a cluster forms each join makes a new one: kept by the dozen for every cluster, they were the largest thing
  * in a coordinator serving thousands of agents.
  */
 const SPARE_VIEWS_PER_CLUSTER = 2;
