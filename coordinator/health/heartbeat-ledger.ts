@@ -30,8 +30,9 @@ export interface NodeLive {
 /**
  * Views a cluster keeps beyond those its agents hold. A view of fifty
  * members, with the text it is known by, is about twenty kilobytes, and
- * while a cluster forms each join makes a new one: kept by the dozen for every cluster, they were the largest thing
- * in a coordinator serving thousands of agents.
+ * while a cluster forms each join makes a new one: kept by the dozen for
+ * every cluster, they were the largest thing in a coordinator serving
+ * thousands of agents.
  */
 const SPARE_VIEWS_PER_CLUSTER = 2;
 /** Far more peers than one coordinator serves; past it the shared addresses start over. */
@@ -184,14 +185,8 @@ export class HeartbeatLedger {
       if (n.view) held.add(n.view);
       if (n.lastGood) held.add(n.lastGood.view);
     }
-    let unheld = 0;
-    for (const e of known.values()) if (!held.has(e.view)) unheld += 1;
-    for (const [key, e] of known) {
-      if (unheld <= SPARE_VIEWS_PER_CLUSTER) return;
-      if (held.has(e.view)) continue;
-      known.delete(key);
-      unheld -= 1;
-    }
+    const unheld = [...known].filter(([, e]) => !held.has(e.view)).map(([key]) => key);
+    for (const key of unheld.slice(0, -SPARE_VIEWS_PER_CLUSTER)) known.delete(key);
   }
 
   /** How many distinct views the cluster's agents share between them. */
