@@ -62,12 +62,30 @@ export class Coordinator {
   static async start(config: CoordinatorConfig, log: Logger, clock: Clock = systemClock): Promise<Coordinator> {
     const signing = readSigningKey(config.signingKeyFile);
     const nc = await connectNats(config.nats, log.child({ part: "nats" }));
+    const opened: { stop(): unknown }[] = [];
+    try {
+      return await Coordinator.assemble(config, log, clock, signing, nc, opened);
+    } catch (err) {
+      // What a failed start opened is let go: a process that carries on (a supervisor's retry, a test) is not held by watches and a connection retrying for ever.
+      for (const part of opened) await part.stop();
+      await nc.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private static async assemble(config: CoordinatorConfig, log: Logger, clock: Clock, signing: ReturnType<typeof readSigningKey>, nc: NatsConnection, opened: { stop(): unknown }[]): Promise<Coordinator> {
     const layout = { ...DEFAULT_LAYOUT, prefix: config.storePrefix, replicas: config.storeReplicas, leaseTtlMs: config.leaseTtlMs };
     const buckets = await openBuckets(nc, layout, log.child({ part: "store" }));
     // Each step of the start is logged: a start that hangs says where.
     log.debug("the store's buckets are open");
     // Each bucket's values are of one record type; the stores below read them as such.
-    const open = (kv: KV, name: string) => KvCache.open<any>(kv, name, log.child({ part: "store" })); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const caches: KvCache<unknown>[] = [];
+    const open = async (kv: KV, name: string) => {
+      const cache = await KvCache.open<any>(kv, name, log.child({ part: "store" })); // eslint-disable-line @typescript-eslint/no-explicit-any
+      caches.push(cache);
+      opened.push(cache);
+      return cache;
+    };
     const [specCache, secretCache, claimCache, nodeCache, opCache, statusCache, leaseCache] = await Promise.all([
       open(buckets.spec, "spec"),
       open(buckets.secrets, "secrets"),
@@ -86,6 +104,7 @@ export class Coordinator {
     log.debug("the store's values are read");
 
     const events = new EventLog(nc, eventStreamName(config.storePrefix), log.child({ part: "events" }));
+    opened.push(events);
     await events.start();
     log.debug("the recent events are read");
     const metrics = new Metrics();
@@ -238,7 +257,7 @@ export class Coordinator {
     await app.listen({ host: config.httpHost, port: config.httpPort });
     health.start(HEALTH_SWEEP_MS);
     leases.start();
-    const coordinator = new Coordinator(nc, leases, controller, health, gateway, events, specs, operations, status, metrics, app, [specCache, secretCache, claimCache, nodeCache, opCache, statusCache, leaseCache], log);
+    const coordinator = new Coordinator(nc, leases, controller, health, gateway, events, specs, operations, status, metrics, app, caches, log);
     log.info({ http: coordinator.url, nats: config.nats.servers, id: leases.id, clusters: spec().clusters.map((c) => c.name) }, "coordinator started");
     return coordinator;
   }

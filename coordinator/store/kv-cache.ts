@@ -13,7 +13,9 @@ export type ChangeListener<T> = (key: string, entry: CachedEntry<T> | null) => v
 
 /** How often the cache checks that its watch keeps up with the bucket. */
 const LAG_CHECK_MS = 5_000;
-const EMPTIED_CHECK_MS = 1_000;
+/** While a watch catches up: how often it is checked, and how long it may deliver nothing before it is replaced. */
+const CATCH_UP_CHECK_MS = 1_000;
+const CATCH_UP_STALL_MS = 5_000;
 
 /** `a.b.c` → `a.b`; a key without a dot is under the empty parent. */
 const parentOf = (key: string) => key.slice(0, Math.max(0, key.lastIndexOf(".")));
@@ -39,6 +41,8 @@ export class KvCache<T> {
   private stopped = false;
   /** A watch is being re-created: one attempt at a time, retried until it works or the cache stops. */
   private refollowing = false;
+  /** Counts the watches made: a watch that ended knows whether it was replaced. */
+  private generation = 0;
   /** The highest revision the watch delivered: the bucket's stream is ahead of it only while the watch lags. */
   private lastRevision = 0;
   private laggingSince: number | null = null;
@@ -84,33 +88,58 @@ export class KvCache<T> {
     else this.refollow();
   }
 
+  /**
+   * Opens a watch and waits until it has delivered every key the bucket
+   * had. A watch that delivers nothing for a while before that is replaced:
+   * a push consumer the server does not deliver to (seen, rarely, when a
+   * second coordinator opens the store while the first writes) would
+   * otherwise hold the coordinator's start for good.
+   */
   private async follow(): Promise<void> {
-    const { values } = await this.kv.status();
-    const watch = await this.kv.watch();
-    this.stopWatch = () => watch.stop();
-    let caughtUp: () => void = () => undefined;
-    const ready = new Promise<void>((resolve) => (caughtUp = resolve));
-    // An empty bucket sends nothing until its first write: there is nothing to wait for.
-    if (values === 0) caughtUp();
-    // Nor does a TTL bucket whose entries all aged out between the count and the watch: the stream, empty now, says so.
-    else void this.resolveIfEmptied(ready, caughtUp);
-    void (async () => {
-      try {
-        for await (const e of watch) {
-          this.apply(e);
-          if (e.delta === 0) caughtUp();
+    for (;;) {
+      const generation = ++this.generation;
+      const { values } = await this.kv.status();
+      const watch = await this.kv.watch();
+      this.stopWatch = () => watch.stop();
+      let read = false;
+      let lastDelivery = Date.now();
+      let caughtUp: () => void = () => undefined;
+      const ready = new Promise<void>((resolve) => (caughtUp = resolve)).then(() => (read = true));
+      // An empty bucket sends nothing until its first write: there is nothing to wait for.
+      if (values === 0) caughtUp();
+      void (async () => {
+        try {
+          for await (const e of watch) {
+            lastDelivery = Date.now();
+            this.apply(e);
+            if (e.delta === 0) caughtUp();
+          }
+        } catch (err) {
+          if (generation === this.generation) this.log.warn({ bucket: this.name, err: String(err) }, "store watch ended");
         }
-      } catch (err) {
-        this.log.warn({ bucket: this.name, err: String(err) }, "store watch ended");
+        // A replaced watch ends quietly: its successor follows the bucket.
+        if (generation !== this.generation) return;
+        this.stopWatch = null;
+        caughtUp();
+        if (!this.stopped) {
+          this.log.warn({ bucket: this.name }, "store watch stopped; following the bucket again");
+          setTimeout(() => this.refollow(), 500);
+        }
+      })();
+      while (!read && !this.stopped) {
+        await Promise.race([ready, new Promise((r) => setTimeout(r, CATCH_UP_CHECK_MS))]);
+        if (read) break;
+        // A TTL bucket whose entries all aged out between the count and the watch sends nothing: the stream, empty now, says so.
+        const state = await this.kv.status().then((st) => st.streamInfo.state, () => null);
+        if (state?.messages === 0) caughtUp();
+        else if (Date.now() - lastDelivery >= CATCH_UP_STALL_MS) break;
       }
+      if (read || this.stopped) return;
+      this.log.warn({ bucket: this.name, stalledMs: CATCH_UP_STALL_MS }, "store watch delivered nothing before it caught up; replacing it");
+      ++this.generation;
+      watch.stop();
       this.stopWatch = null;
-      caughtUp();
-      if (!this.stopped) {
-        this.log.warn({ bucket: this.name }, "store watch stopped; following the bucket again");
-        setTimeout(() => this.refollow(), 500);
-      }
-    })();
-    await ready;
+    }
   }
 
   /** Follows the bucket again, retrying while its servers are away: a cache that gave up would serve old values for good. */
@@ -119,10 +148,14 @@ export class KvCache<T> {
     this.refollowing = true;
     void pRetry(() => (this.stopped ? Promise.resolve() : this.follow()), {
       retries: Number.POSITIVE_INFINITY,
+      // A closed connection never comes back: the process is stopping, or gave up on a start.
+      shouldRetry: ({ error }) => error.name !== "ClosedConnectionError",
       minTimeout: 500,
       maxTimeout: 5_000,
       onFailedAttempt: ({ error, attemptNumber }) => this.log.warn({ bucket: this.name, err: String(error), attempt: attemptNumber }, "could not follow the bucket again; retrying"),
-    }).finally(() => (this.refollowing = false));
+    })
+      .catch((err: unknown) => this.log.warn({ bucket: this.name, err: String(err) }, "stopped following the bucket: its connection is closed"))
+      .finally(() => (this.refollowing = false));
   }
 
   private apply(e: KvWatchEntry): void {
@@ -162,17 +195,6 @@ export class KvCache<T> {
     group?.delete(key);
     if (group?.size === 0) this.groups.delete(parent);
     for (const l of this.listeners) l(key, null);
-  }
-
-  private async resolveIfEmptied(ready: Promise<void>, caughtUp: () => void): Promise<void> {
-    let done = false;
-    void ready.then(() => (done = true));
-    while (!done && !this.stopped) {
-      await Promise.race([ready, new Promise((r) => setTimeout(r, EMPTIED_CHECK_MS).unref())]);
-      if (done) return;
-      const state = await this.kv.status().then((st) => st.streamInfo.state, () => null);
-      if (state && state.messages === 0) caughtUp();
-    }
   }
 
   /**

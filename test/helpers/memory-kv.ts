@@ -103,6 +103,13 @@ export class MemoryKv {
     this.ageOut = true;
   }
 
+  private stall = false;
+
+  /** The next watch delivers nothing at all, as a push consumer the server does not deliver to. */
+  stallNextWatch(): void {
+    this.stall = true;
+  }
+
   private answer(): void {
     if (this.failing === 0) return;
     this.failing -= 1;
@@ -120,16 +127,18 @@ export class MemoryKv {
       this.ageOut = false;
       this.data.clear();
     }
+    const stalled = this.stall;
+    this.stall = false;
     const queue: KvWatchEntry[] = [];
     let wake: (() => void) | null = null;
     let stopped = false;
-    const initial = [...this.data].map(([k, s]) => [k, s] as const);
+    const initial = stalled ? [] : [...this.data].map(([k, s]) => [k, s] as const);
     initial.forEach(([k, s], i) => queue.push(this.entry(k, s, { delta: initial.length - 1 - i, isUpdate: false })));
     const push = (e: KvWatchEntry) => {
       queue.push(e);
       wake?.();
     };
-    this.watchers.add(push);
+    if (!stalled) this.watchers.add(push);
     const watchers = this.watchers;
     const stops = this.watchStops;
     const stop = () => {
