@@ -96,6 +96,8 @@ export class ClusterController {
     for (const op of this.ports.ops.list(cluster)) {
       const gone = removedMember(op);
       if (gone && op.finishedAt) runtime.removedAt(gone, Date.parse(op.finishedAt));
+      // The last owner may have stored an operation's end and died before its events went out.
+      if (op.finishedAt) this.ports.executor.replayAnnounced(cluster, op);
     }
     const active = this.ports.ops.active(cluster)?.op;
     if (active) {

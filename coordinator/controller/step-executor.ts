@@ -1,14 +1,15 @@
 import { asFleetError, canonicalJson, memberConfigOf, type CommandBody, type Logger, type Observation } from "../../shared/index.js";
-import type { EventSink, EventSpec } from "../events/event-log.js";
+import type { EventSpec, KnowingEventSink } from "../events/event-log.js";
 import type { AgentFacts } from "../gateway/agent-facts.js";
 import { OPERATION_LOGIC } from "../operations/catalog.js";
 import type { OpAction } from "../operations/logic.js";
 import { newOperation } from "../operations/new-operation.js";
 import { removedMember } from "../operations/remove.js";
-import type { Operation } from "../operations/operation.js";
+import { announcing, type Operation } from "../operations/operation.js";
 import { pickSponsor } from "../planner/formation.js";
 import { planConvergence } from "../planner/convergence.js";
 import type { ClusterSituation, Step } from "../planner/types.js";
+import { EVENT_DUPLICATE_WINDOW_MS } from "../store/buckets.js";
 import type { ClaimStore } from "../store/claim-store.js";
 import type { OperationStore } from "../store/operation-store.js";
 import type { CommandRunner } from "./agent-commander.js";
@@ -17,13 +18,20 @@ import type { ClusterRuntime } from "./cluster-runtime.js";
 
 /** A token minted ahead and not used within this long is minted again (Incus lets join tokens expire). */
 const TOKEN_AHEAD_MAX_AGE_MS = 5 * 60_000;
+/**
+ * An operation's announced events are published again only this soon after
+ * its change, well within the stream's duplicate window (leaving room for
+ * the clocks of two coordinators to differ): a copy the stream already has
+ * is dropped, never stored twice.
+ */
+const REPLAY_WITHIN_MS = EVENT_DUPLICATE_WINDOW_MS - 30_000;
 
 export interface ExecutorPorts {
   claims: ClaimStore;
   ops: OperationStore;
   facts: AgentFacts;
   commander: CommandRunner;
-  events: EventSink;
+  events: KnowingEventSink;
   /** Wakes the cluster's reconcile (when a command in flight ends). */
   enqueue(cluster: string): void;
   coordinatorId: string;
@@ -268,22 +276,35 @@ export class StepExecutor {
   }
 
   private async begin(rt: ClusterRuntime, op: Operation): Promise<boolean> {
-    const owned = { ...op, owner: { coordinator: this.ports.coordinatorId, epoch: rt.epoch } } as Operation;
-    const begun = await this.ports.ops.begin(owned, this.clock.now());
-    if (!begun) return false;
-    this.ports.events.publish(rt.cluster, {
+    const started: EventSpec = {
       kind: "operation.started",
       id: `${op.id}:started`,
       node: op.member ?? undefined,
       message: `${op.kind}${op.member ? ` of ${op.member}` : ""} started`,
       data: { operation: op.id, kind: op.kind, member: op.member, requestedBy: op.requestedBy },
-    });
+    };
+    const owned = { ...op, owner: { coordinator: this.ports.coordinatorId, epoch: rt.epoch } } as Operation;
+    const begun = await this.ports.ops.begin(announcing(owned, [started]), this.clock.now());
+    if (!begun) return false;
+    this.ports.events.publish(rt.cluster, started);
     return true;
+  }
+
+  /**
+   * Publishes what an operation's latest change announced, unless this
+   * process published it or has seen it in the stream: the change's writer
+   * (another coordinator, or an owner that died) may have stored it and not
+   * lived to publish.
+   */
+  replayAnnounced(cluster: string, op: Operation): void {
+    if (!op.announced?.length || this.clock.now() - Date.parse(op.updatedAt) > REPLAY_WITHIN_MS) return;
+    for (const e of op.announced) if (!e.id || !this.ports.events.known(e.id)) this.ports.events.publish(cluster, e);
   }
 
   /** Moves the cluster's operation on: saves its next state, or sends its next command in the background. */
   private async drive(rt: ClusterRuntime, s: ClusterSituation): Promise<boolean> {
     const found = this.ports.ops.active(rt.cluster);
+    if (found) this.replayAnnounced(rt.cluster, found.op);
     if (!found || rt.inflight.has(found.op.id)) return false;
     let { op, revision } = found;
     // A newer owner drives it: this coordinator has lost the cluster and has not noticed yet.
@@ -304,7 +325,7 @@ export class StepExecutor {
     // A removal found done by a new owner (the member gone from the views) is as fresh as one it saw itself.
     const removed = removedMember(action.op);
     if (removed) rt.removedAt(removed, ctx.now);
-    if (action.op !== op) revision = await this.ports.ops.update(action.op, revision);
+    if (action.op !== op) revision = await this.ports.ops.update(announcing(action.op, action.events), revision);
     this.publish(rt.cluster, action.events);
     if (action.kind === "update") return true;
 
@@ -322,7 +343,7 @@ export class StepExecutor {
         // Gone from Incus now, whatever views read a moment ago say: known before the write that may end the operation wakes a new plan.
         const gone = removedMember(settled.op);
         if (gone) rt.removedAt(gone, this.clock.now());
-        await this.ports.ops.update(settled.op, current.revision);
+        await this.ports.ops.update(announcing(settled.op, settled.events), current.revision);
         this.publish(rt.cluster, settled.events);
         rt.observeNow = true;
       })

@@ -22,6 +22,11 @@ export interface EventSink {
   publish(cluster: string, spec: EventSpec): void;
 }
 
+/** A sink that also tells whether an event is already out: published by this process, or seen in the stream lately. */
+export interface KnowingEventSink extends EventSink {
+  known(id: string): boolean;
+}
+
 /** The event as published; the stream adds `seq`. */
 type Published = Omit<FleetEvent, "seq">;
 
@@ -51,7 +56,7 @@ const RECENT_LIMIT = 2_000;
  * from any coordinator, after restarts, each event once (the stream drops a
  * second publish of the same event id).
  */
-export class EventLog implements EventSink {
+export class EventLog implements KnowingEventSink {
   private readonly recentEvents: FleetEvent[] = [];
   private readonly listeners = new Set<(event: FleetEvent) => void>();
   private readonly localListeners = new Set<(event: Published) => void>();
@@ -59,6 +64,8 @@ export class EventLog implements EventSink {
   private follower: ConsumerMessages | null = null;
   /** The ids of the events taken lately, in the order taken. */
   private readonly takenIds = new Set<string>();
+  /** The ids of the events this process published lately, which the stream may not have given back yet. */
+  private readonly publishedIds = new Set<string>();
   private lastSeq = 0;
   private stopped = false;
   private laggingSince: number | null = null;
@@ -159,6 +166,8 @@ export class EventLog implements EventSink {
     const level = event.severity === "info" ? "info" : event.severity === "warning" ? "warn" : "error";
     this.log[level]({ event: { kind: event.kind, cluster, node: event.node, id: event.id, data: event.data } }, event.message);
     for (const l of this.localListeners) l(event);
+    this.publishedIds.add(event.id);
+    if (this.publishedIds.size > RECENT_LIMIT) this.publishedIds.delete(this.publishedIds.values().next().value!);
     // In order, and retried through a stream leader election: an event is never lost, and the stream keeps it once.
     this.pending = this.pending.then(() =>
       pRetry(() => this.js.publish(Subject.event(cluster, event.kind), encoder.encode(JSON.stringify(event)), { msgID: event.id }), {
@@ -168,6 +177,10 @@ export class EventLog implements EventSink {
         shouldRetry: ({ error }) => !this.stopped && isTransient(error),
       }).catch((err: unknown) => this.log.error({ err: String(err), kind: event.kind, id: event.id }, "could not store a fleet event")),
     );
+  }
+
+  known(id: string): boolean {
+    return this.takenIds.has(id) || this.publishedIds.has(id);
   }
 
   /** Waits until every event published so far is in the stream. */

@@ -1,11 +1,11 @@
 import { clusterOf, ErrorCode, FleetError, type EvacuationMode, type FleetSpec, type HostAction } from "../../shared/index.js";
 import type { Clock } from "../controller/clock.js";
-import type { EventSink } from "../events/event-log.js";
+import type { EventSink, EventSpec } from "../events/event-log.js";
 import { guardAction, type GuardedAction } from "../planner/guard.js";
 import type { OperationStore } from "../store/operation-store.js";
 import type { StatusStore } from "../store/status-store.js";
 import { newOperation } from "./new-operation.js";
-import { FINISHED, type Operation } from "./operation.js";
+import { announcing, FINISHED, type Operation } from "./operation.js";
 
 export interface RolloutRequest {
   members?: string[];
@@ -58,7 +58,15 @@ export class OperationService {
   }
 
   private async begin(op: Operation): Promise<Operation> {
-    const begun = await this.ops.begin(op, this.clock.now());
+    const started: EventSpec = {
+      kind: "operation.started",
+      id: `${op.id}:started`,
+      node: op.member ?? undefined,
+      message: `${op.kind}${op.member ? ` of ${op.member}` : ""} requested`,
+      data: { operation: op.id, kind: op.kind, member: op.member, requestedBy: "operator" },
+    };
+    // The owner of the cluster, perhaps another coordinator, publishes it if this one dies before it does.
+    const begun = await this.ops.begin(announcing(op, [started]), this.clock.now());
     if (!begun) {
       const active = this.ops.active(op.cluster)?.op;
       const stale = this.ops.staleLock(op.cluster);
@@ -69,14 +77,8 @@ export class OperationService {
           : "one is starting";
       throw new FleetError(ErrorCode.Busy, `another change is in progress on ${op.cluster}: ${why}; try again`);
     }
-    this.events.publish(op.cluster, {
-      kind: "operation.started",
-      id: `${op.id}:started`,
-      node: op.member ?? undefined,
-      message: `${op.kind}${op.member ? ` of ${op.member}` : ""} requested`,
-      data: { operation: op.id, kind: op.kind, member: op.member, requestedBy: "operator" },
-    });
-    return begun.op;
+    this.events.publish(op.cluster, started);
+    return shown(begun.op);
   }
 
   /** A name neither the spec nor the cluster has is unknown, whatever the cluster's state. */
@@ -187,10 +189,12 @@ export class OperationService {
 }
 
 /** An operation as the API shows it: a join's sealed token stays in the store. */
+/** An operation as the API shows it: without a join's token, nor the events it announced (those are in the event stream). */
 function shown(op: Operation): Operation {
-  if (op.kind !== "join" || !op.data.token) return op;
-  const { token: _token, ...data } = op.data;
-  return { ...op, data };
+  const { announced: _announced, ...rest } = op;
+  if (rest.kind !== "join" || !rest.data.token) return rest as Operation;
+  const { token: _token, ...data } = rest.data;
+  return { ...rest, data } as Operation;
 }
 
 /** Spares and stand-bys first, voters after, the database leader last: the fewest role changes. */

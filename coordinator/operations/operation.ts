@@ -1,4 +1,5 @@
 import type { EvacuationMode, HostAction } from "../../shared/index.js";
+import type { EventSpec } from "../events/event-log.js";
 
 /**
  * A long change to a cluster, persisted with its phase: a join, a removal,
@@ -54,6 +55,12 @@ interface OperationBase {
   progress: { done: number; total: number } | null;
   /** The phases it went through, newest last (bounded). */
   history: OperationStep[];
+  /**
+   * The events its latest change announced, stored with the change: a
+   * writer can die between the two, and whoever owns the cluster next
+   * publishes them then (each has an id, so the stream keeps it once).
+   */
+  announced?: EventSpec[];
 }
 
 export interface JoinOperation extends OperationBase {
@@ -121,6 +128,11 @@ export type Operation = JoinOperation | RemoveOperation | EvacuateOperation | Re
 export type OperationOf<K extends OperationKind> = Extract<Operation, { kind: K }>;
 
 const HISTORY_LIMIT = 50;
+
+/** The operation as stored with a change: with the events that change announces. */
+export function announcing<O extends Operation>(op: O, events: EventSpec[] | undefined): O {
+  return { ...op, announced: events ?? [] };
+}
 
 /** The operation with its phase moved on and the step recorded. */
 export function withPhase<O extends Operation>(op: O, phase: string, note: string, now: number): O {

@@ -38,6 +38,9 @@ export interface Buckets {
 
 export const eventStreamName = (prefix: string) => `${prefix}-events`;
 
+/** An event published again within this long of the first time is dropped by the stream (by its id). */
+export const EVENT_DUPLICATE_WINDOW_MS = 120_000;
+
 const STREAM_NAME_IN_USE = 10058;
 const SUBJECTS_OVERLAP = 10065;
 
@@ -102,7 +105,7 @@ export async function openBuckets(nc: NatsConnection, layout: StoreLayout, log: 
     max_bytes: layout.eventMaxBytes,
     discard: DiscardPolicy.Old,
     // Two coordinators, or one resuming another's operation, may publish the same event: the stream keeps it once.
-    duplicate_window: nanos(120_000),
+    duplicate_window: nanos(EVENT_DUPLICATE_WINDOW_MS),
     allow_direct: true,
   };
   await retry("the event stream", async () => {

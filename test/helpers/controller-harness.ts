@@ -63,7 +63,7 @@ export class ControllerHarness {
     h.claims = new ClaimStore(claimCache);
     h.nodes = new NodeStore(nodeCache);
     h.ops = new OperationStore(opCache);
-    const sink = { publish: (_cluster: string, e: EventSpec) => void h.events.push(e) };
+    const sink = { publish: (_cluster: string, e: EventSpec) => void h.events.push(e), known: (id: string) => h.events.some((e) => e.id === id) };
     h.facts = new AgentFacts(h.ledger, h.nodes, () => h.spec, sink, (c) => h.controller.enqueue(c), h.clock);
     const runner: CommandRunner = {
       run: async (_cluster, node, body) => {

@@ -1,6 +1,8 @@
 import test, { type ExecutionContext } from "ava";
 import type { CommandBody, CommandResult } from "../../shared/index.js";
 import { newOperation } from "../../coordinator/operations/new-operation.js";
+import { announcing } from "../../coordinator/operations/operation.js";
+import { succeed } from "../../coordinator/operations/logic.js";
 import { ControllerHarness, SharedStore, type Responder } from "../helpers/controller-harness.js";
 import { facts, healthOf } from "../helpers/situations.js";
 
@@ -325,10 +327,41 @@ test("a new owner does not remove again a member its dead predecessor removed a 
   for (const n of all.slice(0, 3)) await second.enroll(n, facts(true, all, `192.0.2.1${n.slice(-1)}:8443`));
   await second.advance(1_000);
   t.is(second.ops.get("c", cut.id)?.op.state, "succeeded", "the cut-off removal is finished");
+  t.deepEqual(second.ops.get("c", cut.id)?.op.announced?.map((e) => e.kind), ["operation.succeeded", "member.removed"], "its end is stored with the events it announces");
   // Then a view read before node5 left lists both.
   second.health.set("c", healthOf(all.map((name) => ({ name }))));
   await second.advance(3_000);
   t.deepEqual(sent.filter((s) => s.startsWith("remove-member") || s.startsWith("evacuate")), [], "nothing is removed again");
   t.deepEqual(second.ops.list("c").filter((o) => o.kind === "remove").map((o) => o.member).sort(), ["node4", "node5"], "no new removal");
   t.is(second.kinds().filter((k) => k.startsWith("member.removed")).length, 1, "node5's removal reported once, by its new owner");
+});
+
+test("a new owner publishes the events its predecessor stored with an operation's end and died before sending, once; those of an end long past it leaves alone", async (t) => {
+  const store = new SharedStore();
+  const first = await ControllerHarness.create(spec3, store);
+  t.teardown(() => first.stop());
+  const now = first.clock.now();
+  await first.claims.claim("c", { node: "node1", claimedAt: "t", completedAt: new Date(now - 600_000).toISOString() });
+  const end = async (member: string, at: number) => {
+    const op = { ...newOperation("evacuate", { cluster: "c", member, requestedBy: "operator", params: { mode: "auto" }, data: {}, now: at - 10_000 }), owner: { coordinator: "old", epoch: 1 } };
+    const begun = await first.ops.begin(op, at - 10_000);
+    const done = succeed(op, `${member} evacuated`, at);
+    await first.ops.update(announcing(done.op, done.events), begun!.revision);
+    return done.events;
+  };
+  const longAgo = await end("node3", now - 300_000);
+  const lost = await end("node2", now - 2_000);
+
+  const second = await ControllerHarness.create(spec3, store);
+  t.teardown(() => second.stop());
+  second.respond = healthyAgent();
+  second.health.set("c", healthOf([{ name: "node1" }, { name: "node2" }, { name: "node3" }]));
+  second.controller.own("c", 2);
+  await second.advance(3_000);
+  second.controller.disown("c");
+  second.controller.own("c", 3);
+  await second.advance(1_000);
+  const ids = second.events.map((e) => e.id);
+  t.deepEqual(ids.filter((id) => id === lost[0]!.id), [lost[0]!.id], "published once, by the next owner");
+  t.false(ids.includes(longAgo[0]!.id), "an end from minutes ago was announced then");
 });
