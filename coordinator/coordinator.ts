@@ -32,6 +32,8 @@ import { SecretStore } from "./store/secret-store.js";
 import { SpecStore } from "./store/spec-store.js";
 import { StatusStore } from "./store/status-store.js";
 
+type Stoppable = { stop(): unknown };
+
 /** How often health is looked at: silence and lost daemons are noticed within this. */
 const HEALTH_SWEEP_MS = 250;
 const LEASE_TICK_MS = 500;
@@ -62,18 +64,22 @@ export class Coordinator {
   static async start(config: CoordinatorConfig, log: Logger, clock: Clock = systemClock): Promise<Coordinator> {
     const signing = readSigningKey(config.signingKeyFile);
     const nc = await connectNats(config.nats, log.child({ part: "nats" }));
-    const opened: { stop(): unknown }[] = [];
+    const opened: Stoppable[] = [];
+    let failed = false;
+    // A part that finishes opening after the start failed (a cache still reading when another's open threw) is stopped at once.
+    const register = (part: Stoppable) => (failed ? void part.stop() : void opened.push(part));
     try {
-      return await Coordinator.assemble(config, log, clock, signing, nc, opened);
+      return await Coordinator.assemble(config, log, clock, signing, nc, register);
     } catch (err) {
       // What a failed start opened is let go: a process that carries on (a supervisor's retry, a test) is not held by watches and a connection retrying for ever.
+      failed = true;
       for (const part of opened) await part.stop();
       await nc.close().catch(() => undefined);
       throw err;
     }
   }
 
-  private static async assemble(config: CoordinatorConfig, log: Logger, clock: Clock, signing: ReturnType<typeof readSigningKey>, nc: NatsConnection, opened: { stop(): unknown }[]): Promise<Coordinator> {
+  private static async assemble(config: CoordinatorConfig, log: Logger, clock: Clock, signing: ReturnType<typeof readSigningKey>, nc: NatsConnection, register: (part: Stoppable) => void): Promise<Coordinator> {
     const layout = { ...DEFAULT_LAYOUT, prefix: config.storePrefix, replicas: config.storeReplicas, leaseTtlMs: config.leaseTtlMs };
     const buckets = await openBuckets(nc, layout, log.child({ part: "store" }));
     // Each step of the start is logged: a start that hangs says where.
@@ -83,7 +89,7 @@ export class Coordinator {
     const open = async (kv: KV, name: string) => {
       const cache = await KvCache.open<any>(kv, name, log.child({ part: "store" })); // eslint-disable-line @typescript-eslint/no-explicit-any
       caches.push(cache);
-      opened.push(cache);
+      register(cache);
       return cache;
     };
     const [specCache, secretCache, claimCache, nodeCache, opCache, statusCache, leaseCache] = await Promise.all([
@@ -104,7 +110,7 @@ export class Coordinator {
     log.debug("the store's values are read");
 
     const events = new EventLog(nc, eventStreamName(config.storePrefix), log.child({ part: "events" }));
-    opened.push(events);
+    register(events);
     await events.start();
     log.debug("the recent events are read");
     const metrics = new Metrics();

@@ -19,7 +19,11 @@ The coordinator publishes every change of state as a fleet event.
 - **Stream:** every event is kept in the JetStream stream \`<prefix>-events\`
   (seven days, 64 MB by default), so history survives restarts and is the
   same from every coordinator; an event published twice (a coordinator
-  resuming another's operation) is kept once.
+  resuming another's operation) is kept once. An operation's events are
+  stored with the change they announce, so a coordinator that dies between
+  storing a change and publishing its events loses none: the next owner of
+  the cluster publishes them (within the stream's two-minute duplicate
+  window, where a copy it already has is dropped).
 - **HTTP:** \`GET /v1/events?cluster=<name>&limit=<n>\`, \`&after=<seq>\` or
   \`&since=<ISO time>\` lists them, oldest first.
 - **WebSocket:** \`GET /v1/events/stream?cluster=<name>&replay=<n>\` (or

@@ -96,9 +96,9 @@ export class ClusterController {
     for (const op of this.ports.ops.list(cluster)) {
       const gone = removedMember(op);
       if (gone && op.finishedAt) runtime.removedAt(gone, Date.parse(op.finishedAt));
-      // The last owner may have stored an operation's end and died before its events went out.
-      if (op.finishedAt) this.ports.executor.replayAnnounced(cluster, op);
     }
+    // The last owner may have stored a change and died before its events went out: those come before the word it is resumed.
+    this.ports.executor.replayAnnounced(cluster);
     const active = this.ports.ops.active(cluster)?.op;
     if (active) {
       this.ports.events.publish(cluster, {
@@ -208,6 +208,7 @@ export class ClusterController {
     if (!rt || !spec) return {};
     const stale = this.ports.ops.staleLock(cluster);
     if (stale && (stale.ended || this.clock.now() - stale.at > 10_000)) await this.ports.ops.releaseStale(cluster, stale.revision);
+    this.ports.executor.replayAnnounced(cluster);
 
     const s = this.situation(cluster, spec, rt);
     const plan = planCluster(s, this.options.limits, rt.failures);

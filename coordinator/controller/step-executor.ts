@@ -25,6 +25,8 @@ const TOKEN_AHEAD_MAX_AGE_MS = 5 * 60_000;
  * is dropped, never stored twice.
  */
 const REPLAY_WITHIN_MS = EVENT_DUPLICATE_WINDOW_MS - 30_000;
+/** ...and only this long after it: a writer that is alive has published them by then. */
+const REPLAY_AFTER_MS = 1_000;
 
 export interface ExecutorPorts {
   claims: ClaimStore;
@@ -284,27 +286,29 @@ export class StepExecutor {
       data: { operation: op.id, kind: op.kind, member: op.member, requestedBy: op.requestedBy },
     };
     const owned = { ...op, owner: { coordinator: this.ports.coordinatorId, epoch: rt.epoch } } as Operation;
-    const begun = await this.ports.ops.begin(announcing(owned, [started]), this.clock.now());
+    const now = this.clock.now();
+    const begun = await this.ports.ops.begin(announcing(owned, [started], now), now);
     if (!begun) return false;
     this.ports.events.publish(rt.cluster, started);
     return true;
   }
 
   /**
-   * Publishes what an operation's latest change announced, unless this
-   * process published it or has seen it in the stream: the change's writer
-   * (another coordinator, or an owner that died) may have stored it and not
-   * lived to publish.
+   * Publishes what the cluster's operations announced with their latest
+   * change, unless this process published it or has seen it in the stream:
+   * the change's writer (another coordinator, or an owner that died) may
+   * have stored it and not lived to publish.
    */
-  replayAnnounced(cluster: string, op: Operation): void {
-    if (!op.announced?.length || this.clock.now() - Date.parse(op.updatedAt) > REPLAY_WITHIN_MS) return;
-    for (const e of op.announced) if (!e.id || !this.ports.events.known(e.id)) this.ports.events.publish(cluster, e);
+  replayAnnounced(cluster: string): void {
+    const now = this.clock.now();
+    for (const op of this.ports.ops.announcedBetween(cluster, now - REPLAY_WITHIN_MS, now - REPLAY_AFTER_MS)) {
+      for (const e of op.announced!.events) if (e.id && !this.ports.events.known(e.id)) this.ports.events.publish(cluster, e);
+    }
   }
 
   /** Moves the cluster's operation on: saves its next state, or sends its next command in the background. */
   private async drive(rt: ClusterRuntime, s: ClusterSituation): Promise<boolean> {
     const found = this.ports.ops.active(rt.cluster);
-    if (found) this.replayAnnounced(rt.cluster, found.op);
     if (!found || rt.inflight.has(found.op.id)) return false;
     let { op, revision } = found;
     // A newer owner drives it: this coordinator has lost the cluster and has not noticed yet.
@@ -325,7 +329,7 @@ export class StepExecutor {
     // A removal found done by a new owner (the member gone from the views) is as fresh as one it saw itself.
     const removed = removedMember(action.op);
     if (removed) rt.removedAt(removed, ctx.now);
-    if (action.op !== op) revision = await this.ports.ops.update(announcing(action.op, action.events), revision);
+    if (action.op !== op) revision = await this.ports.ops.update(announcing(action.op, action.events, ctx.now), revision);
     this.publish(rt.cluster, action.events);
     if (action.kind === "update") return true;
 
@@ -343,7 +347,7 @@ export class StepExecutor {
         // Gone from Incus now, whatever views read a moment ago say: known before the write that may end the operation wakes a new plan.
         const gone = removedMember(settled.op);
         if (gone) rt.removedAt(gone, this.clock.now());
-        await this.ports.ops.update(announcing(settled.op, settled.events), current.revision);
+        await this.ports.ops.update(announcing(settled.op, settled.events, this.clock.now()), current.revision);
         this.publish(rt.cluster, settled.events);
         rt.observeNow = true;
       })

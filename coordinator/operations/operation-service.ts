@@ -66,7 +66,8 @@ export class OperationService {
       data: { operation: op.id, kind: op.kind, member: op.member, requestedBy: "operator" },
     };
     // The owner of the cluster, perhaps another coordinator, publishes it if this one dies before it does.
-    const begun = await this.ops.begin(announcing(op, [started]), this.clock.now());
+    const now = this.clock.now();
+    const begun = await this.ops.begin(announcing(op, [started], now), now);
     if (!begun) {
       const active = this.ops.active(op.cluster)?.op;
       const stale = this.ops.staleLock(op.cluster);

@@ -56,11 +56,11 @@ interface OperationBase {
   /** The phases it went through, newest last (bounded). */
   history: OperationStep[];
   /**
-   * The events its latest change announced, stored with the change: a
-   * writer can die between the two, and whoever owns the cluster next
-   * publishes them then (each has an id, so the stream keeps it once).
+   * The events its latest change announced, and when, stored with the
+   * change: a writer can die between the two, and whoever owns the cluster
+   * then publishes them (each has an id, so the stream keeps it once).
    */
-  announced?: EventSpec[];
+  announced?: { at: number; events: EventSpec[] };
 }
 
 export interface JoinOperation extends OperationBase {
@@ -130,8 +130,8 @@ export type OperationOf<K extends OperationKind> = Extract<Operation, { kind: K 
 const HISTORY_LIMIT = 50;
 
 /** The operation as stored with a change: with the events that change announces. */
-export function announcing<O extends Operation>(op: O, events: EventSpec[] | undefined): O {
-  return { ...op, announced: events ?? [] };
+export function announcing<O extends Operation>(op: O, events: EventSpec[] | undefined, now: number): O {
+  return { ...op, announced: { at: now, events: events ?? [] } };
 }
 
 /** The operation with its phase moved on and the step recorded. */

@@ -97,14 +97,26 @@ export class KvCache<T> {
    */
   private async follow(): Promise<void> {
     for (;;) {
+      // The watch before this one, if any, ends quietly: only the newest follows the bucket.
       const generation = ++this.generation;
+      this.stopWatch?.();
+      this.stopWatch = null;
       const { values } = await this.kv.status();
       const watch = await this.kv.watch();
+      if (this.stopped || generation !== this.generation) {
+        watch.stop();
+        return;
+      }
       this.stopWatch = () => watch.stop();
       let read = false;
+      let ended = false;
       let lastDelivery = Date.now();
-      let caughtUp: () => void = () => undefined;
-      const ready = new Promise<void>((resolve) => (caughtUp = resolve)).then(() => (read = true));
+      let wake: () => void = () => undefined;
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      const caughtUp = () => {
+        read = true;
+        wake();
+      };
       // An empty bucket sends nothing until its first write: there is nothing to wait for.
       if (values === 0) caughtUp();
       void (async () => {
@@ -120,25 +132,32 @@ export class KvCache<T> {
         // A replaced watch ends quietly: its successor follows the bucket.
         if (generation !== this.generation) return;
         this.stopWatch = null;
-        caughtUp();
+        // Before it caught up, the loop below opens the next one: the cache does not count as read until a watch is.
+        if (!read) {
+          ended = true;
+          wake();
+          return;
+        }
         if (!this.stopped) {
           this.log.warn({ bucket: this.name }, "store watch stopped; following the bucket again");
           setTimeout(() => this.refollow(), 500);
         }
       })();
-      while (!read && !this.stopped) {
-        await Promise.race([ready, new Promise((r) => setTimeout(r, CATCH_UP_CHECK_MS))]);
-        if (read) break;
+      while (!read && !ended && !this.stopped) {
+        await Promise.race([woken, new Promise((r) => setTimeout(r, CATCH_UP_CHECK_MS))]);
+        if (read || ended || this.stopped) break;
         // A TTL bucket whose entries all aged out between the count and the watch sends nothing: the stream, empty now, says so.
         const state = await this.kv.status().then((st) => st.streamInfo.state, () => null);
         if (state?.messages === 0) caughtUp();
         else if (Date.now() - lastDelivery >= CATCH_UP_STALL_MS) break;
       }
       if (read || this.stopped) return;
-      this.log.warn({ bucket: this.name, stalledMs: CATCH_UP_STALL_MS }, "store watch delivered nothing before it caught up; replacing it");
-      ++this.generation;
-      watch.stop();
-      this.stopWatch = null;
+      if (ended) {
+        this.log.warn({ bucket: this.name }, "store watch ended before it caught up; following the bucket again");
+        await new Promise((r) => setTimeout(r, 500));
+      } else {
+        this.log.warn({ bucket: this.name, stalledMs: CATCH_UP_STALL_MS }, "store watch delivered nothing before it caught up; replacing it");
+      }
     }
   }
 
@@ -152,7 +171,9 @@ export class KvCache<T> {
       shouldRetry: ({ error }) => error.name !== "ClosedConnectionError",
       minTimeout: 500,
       maxTimeout: 5_000,
-      onFailedAttempt: ({ error, attemptNumber }) => this.log.warn({ bucket: this.name, err: String(error), attempt: attemptNumber }, "could not follow the bucket again; retrying"),
+      onFailedAttempt: ({ error, attemptNumber }) => {
+        if (error.name !== "ClosedConnectionError") this.log.warn({ bucket: this.name, err: String(error), attempt: attemptNumber }, "could not follow the bucket again; retrying");
+      },
     })
       .catch((err: unknown) => this.log.warn({ bucket: this.name, err: String(err) }, "stopped following the bucket: its connection is closed"))
       .finally(() => (this.refollowing = false));

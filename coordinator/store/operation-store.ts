@@ -58,6 +58,16 @@ export class OperationStore {
     return { revision: e.revision, at: lock.at, ended: found !== null };
   }
 
+  /** The cluster's operations whose latest change was announced between the two times, in the order announced. */
+  announcedBetween(cluster: string, from: number, to: number): Operation[] {
+    const out: Operation[] = [];
+    for (const [, e] of this.cache.childrenOf(`op.${cluster}`)) {
+      const at = (e.value as Operation).announced?.at;
+      if (at !== undefined && at >= from && at <= to) out.push(e.value as Operation);
+    }
+    return out.sort((a, b) => a.announced!.at - b.announced!.at);
+  }
+
   list(cluster?: string): Operation[] {
     const out: Operation[] = [];
     for (const [, e] of (cluster ? this.cache.childrenOf(`op.${cluster}`) : this.cache.withPrefix("op."))) out.push(e.value as Operation);

@@ -104,10 +104,16 @@ export class MemoryKv {
   }
 
   private stall = false;
+  private cut = false;
 
   /** The next watch delivers nothing at all, as a push consumer the server does not deliver to. */
   stallNextWatch(): void {
     this.stall = true;
+  }
+
+  /** The next watch ends after its first entry, as one whose server went away while it caught up. */
+  cutNextWatch(): void {
+    this.cut = true;
   }
 
   private answer(): void {
@@ -128,7 +134,9 @@ export class MemoryKv {
       this.data.clear();
     }
     const stalled = this.stall;
+    const cut = this.cut;
     this.stall = false;
+    this.cut = false;
     const queue: KvWatchEntry[] = [];
     let wake: (() => void) | null = null;
     let stopped = false;
@@ -152,7 +160,10 @@ export class MemoryKv {
       stop,
       async *[Symbol.asyncIterator]() {
         while (!stopped) {
-          while (queue.length > 0) yield queue.shift()!;
+          while (queue.length > 0) {
+            yield queue.shift()!;
+            if (cut) return stop();
+          }
           await new Promise<void>((r) => (wake = r));
           wake = null;
         }

@@ -327,7 +327,7 @@ test("a new owner does not remove again a member its dead predecessor removed a 
   for (const n of all.slice(0, 3)) await second.enroll(n, facts(true, all, `192.0.2.1${n.slice(-1)}:8443`));
   await second.advance(1_000);
   t.is(second.ops.get("c", cut.id)?.op.state, "succeeded", "the cut-off removal is finished");
-  t.deepEqual(second.ops.get("c", cut.id)?.op.announced?.map((e) => e.kind), ["operation.succeeded", "member.removed"], "its end is stored with the events it announces");
+  t.deepEqual(second.ops.get("c", cut.id)?.op.announced?.events.map((e) => e.kind), ["operation.succeeded", "member.removed"], "its end is stored with the events it announces");
   // Then a view read before node5 left lists both.
   second.health.set("c", healthOf(all.map((name) => ({ name }))));
   await second.advance(3_000);
@@ -346,7 +346,7 @@ test("a new owner publishes the events its predecessor stored with an operation'
     const op = { ...newOperation("evacuate", { cluster: "c", member, requestedBy: "operator", params: { mode: "auto" }, data: {}, now: at - 10_000 }), owner: { coordinator: "old", epoch: 1 } };
     const begun = await first.ops.begin(op, at - 10_000);
     const done = succeed(op, `${member} evacuated`, at);
-    await first.ops.update(announcing(done.op, done.events), begun!.revision);
+    await first.ops.update(announcing(done.op, done.events, at), begun!.revision);
     return done.events;
   };
   const longAgo = await end("node3", now - 300_000);

@@ -51,6 +51,19 @@ test("a cache whose first watch delivers nothing replaces it, says which bucket,
   await until("the cache to follow the next write", () => cache.get("c1.n3") === 3, 10_000, 10);
 });
 
+test("a cache whose first watch ends before it caught up follows the bucket again before it counts as read", async (t) => {
+  const kv = new MemoryKv();
+  for (const key of ["a", "b", "c"]) await kv.put(key, encoder.encode(JSON.stringify(key)));
+  kv.cutNextWatch();
+  const { log, lines } = capturingLogger("warn");
+  const cache = await KvCache.open<string>(kv.asKv(), "spec", log);
+  t.teardown(() => cache.stop());
+  t.is(cache.size, 3, "every key is read before the cache opens");
+  t.is(lines.filter((l) => /ended before it caught up/.test(l.msg)).length, 1);
+  await kv.put("d", encoder.encode('"d"'));
+  await until("the cache to follow the next write", () => cache.get("d") === "d", 10_000, 10);
+});
+
 test("a group of keys (a cluster's hosts) is read without the others, and follows puts and deletes", async (t) => {
   const kv = new MemoryKv();
   for (const key of ["c1.n1", "c1.n2", "c10.n1", "op.c1.a", "op.c1.b", "op.c10.a"]) await kv.put(key, encoder.encode(JSON.stringify(key)));
