@@ -80,6 +80,10 @@ async function formDirectly(lab: FleetLab, names: string[], mode: Mode): Promise
   try {
     const [first, ...rest] = clients;
     const started = performance.now();
+    // Watched from the start, as a run through incus-fleet is: the watcher's reads load the first member alike.
+    const goal = until(lab, names, mode);
+    // Awaited once the calls are made; a call that fails first must not leave its failure unhandled.
+    void goal.catch(() => undefined);
     await first!.patchServerConfig({ "core.https_address": lab.address(names[0]!) });
     await first!.enableCluster(names[0]!);
     if (mode === "converged") {
@@ -99,7 +103,7 @@ async function formDirectly(lab: FleetLab, names: string[], mode: Mode): Promise
       await joiner.joinCluster({ serverName: name, serverAddress: lab.address(name), clusterAddress: lab.address(names[0]!), clusterCertificate: certificate, token, memberConfig: [] });
       joins.push({ mintMs: round(t1 - t0), joinMs: round(performance.now() - t1) });
     }
-    const done = await until(lab, names, mode);
+    const done = await goal;
     return { ms: done - started, joins };
   } finally {
     for (const c of clients) c.close();
