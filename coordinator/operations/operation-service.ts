@@ -189,7 +189,6 @@ export class OperationService {
   }
 }
 
-/** An operation as the API shows it: a join's sealed token stays in the store. */
 /** An operation as the API shows it: without a join's token, nor the events it announced (those are in the event stream). */
 function shown(op: Operation): Operation {
   const { announced: _announced, ...rest } = op;
