@@ -16,6 +16,8 @@ const LAG_CHECK_MS = 5_000;
 /** While a watch catches up: how often it is checked, and how long it may deliver nothing before it is replaced. */
 const CATCH_UP_CHECK_MS = 1_000;
 const CATCH_UP_STALL_MS = 5_000;
+/** Each replacement waits twice as long as the last, up to this: a server slow to deliver is not flooded with new watches. */
+const CATCH_UP_STALL_MAX_MS = 60_000;
 
 /** `a.b.c` → `a.b`; a key without a dot is under the empty parent. */
 const parentOf = (key: string) => key.slice(0, Math.max(0, key.lastIndexOf(".")));
@@ -96,6 +98,7 @@ export class KvCache<T> {
    * otherwise hold the coordinator's start for good.
    */
   private async follow(): Promise<void> {
+    let stallMs = CATCH_UP_STALL_MS;
     for (;;) {
       // The watch before this one, if any, ends quietly: only the newest follows the bucket.
       const generation = ++this.generation;
@@ -149,14 +152,15 @@ export class KvCache<T> {
         // A TTL bucket whose entries all aged out between the count and the watch sends nothing: the stream, empty now, says so.
         const state = await this.kv.status().then((st) => st.streamInfo.state, () => null);
         if (state?.messages === 0) caughtUp();
-        else if (Date.now() - lastDelivery >= CATCH_UP_STALL_MS) break;
+        else if (Date.now() - lastDelivery >= stallMs) break;
       }
       if (read || this.stopped) return;
       if (ended) {
         this.log.warn({ bucket: this.name }, "store watch ended before it caught up; following the bucket again");
         await new Promise((r) => setTimeout(r, 500));
       } else {
-        this.log.warn({ bucket: this.name, stalledMs: CATCH_UP_STALL_MS }, "store watch delivered nothing before it caught up; replacing it");
+        this.log.warn({ bucket: this.name, stalledMs: stallMs }, "store watch delivered nothing before it caught up; replacing it");
+        stallMs = Math.min(stallMs * 2, CATCH_UP_STALL_MAX_MS);
       }
     }
   }

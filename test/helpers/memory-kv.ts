@@ -103,12 +103,12 @@ export class MemoryKv {
     this.ageOut = true;
   }
 
-  private stall = false;
+  private stalls = 0;
   private cut = false;
 
-  /** The next watch delivers nothing at all, as a push consumer the server does not deliver to. */
-  stallNextWatch(): void {
-    this.stall = true;
+  /** The next `count` watches deliver nothing at all, as a push consumer the server does not deliver to. */
+  stallNextWatches(count: number): void {
+    this.stalls = count;
   }
 
   /** The next watch ends after its first entry, as one whose server went away while it caught up. */
@@ -133,9 +133,9 @@ export class MemoryKv {
       this.ageOut = false;
       this.data.clear();
     }
-    const stalled = this.stall;
+    const stalled = this.stalls > 0;
     const cut = this.cut;
-    this.stall = false;
+    this.stalls = Math.max(0, this.stalls - 1);
     this.cut = false;
     const queue: KvWatchEntry[] = [];
     let wake: (() => void) | null = null;
