@@ -85,10 +85,8 @@ export class Coordinator {
     // Each step of the start is logged: a start that hangs says where.
     log.debug("the store's buckets are open");
     // Each bucket's values are of one record type; the stores below read them as such.
-    const caches: KvCache<unknown>[] = [];
     const open = async (kv: KV, name: string) => {
       const cache = await KvCache.open<any>(kv, name, log.child({ part: "store" })); // eslint-disable-line @typescript-eslint/no-explicit-any
-      caches.push(cache);
       register(cache);
       return cache;
     };
@@ -263,7 +261,7 @@ export class Coordinator {
     await app.listen({ host: config.httpHost, port: config.httpPort });
     health.start(HEALTH_SWEEP_MS);
     leases.start();
-    const coordinator = new Coordinator(nc, leases, controller, health, gateway, events, specs, operations, status, metrics, app, caches, log);
+    const coordinator = new Coordinator(nc, leases, controller, health, gateway, events, specs, operations, status, metrics, app, [specCache, secretCache, claimCache, nodeCache, opCache, statusCache, leaseCache], log);
     log.info({ http: coordinator.url, nats: config.nats.servers, id: leases.id, clusters: spec().clusters.map((c) => c.name) }, "coordinator started");
     return coordinator;
   }

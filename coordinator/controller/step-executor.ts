@@ -2,7 +2,7 @@ import { asFleetError, canonicalJson, memberConfigOf, type CommandBody, type Log
 import type { EventSpec, KnowingEventSink } from "../events/event-log.js";
 import type { AgentFacts } from "../gateway/agent-facts.js";
 import { OPERATION_LOGIC } from "../operations/catalog.js";
-import type { OpAction } from "../operations/logic.js";
+import { startedEvent, type OpAction } from "../operations/logic.js";
 import { newOperation } from "../operations/new-operation.js";
 import { removedMember } from "../operations/remove.js";
 import { announcing, type Operation } from "../operations/operation.js";
@@ -278,13 +278,7 @@ export class StepExecutor {
   }
 
   private async begin(rt: ClusterRuntime, op: Operation): Promise<boolean> {
-    const started: EventSpec = {
-      kind: "operation.started",
-      id: `${op.id}:started`,
-      node: op.member ?? undefined,
-      message: `${op.kind}${op.member ? ` of ${op.member}` : ""} started`,
-      data: { operation: op.id, kind: op.kind, member: op.member, requestedBy: op.requestedBy },
-    };
+    const started = startedEvent(op, "started");
     const owned = { ...op, owner: { coordinator: this.ports.coordinatorId, epoch: rt.epoch } } as Operation;
     const now = this.clock.now();
     const begun = await this.ports.ops.begin(announcing(owned, [started], now), now);

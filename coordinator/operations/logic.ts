@@ -33,6 +33,17 @@ export function opEvent(op: Operation, spec: Omit<EventSpec, "id">, phase = op.p
   return { ...spec, id: `${op.id}:${phase}:${spec.kind}` };
 }
 
+/** The word that an operation began: "started" by the cluster's owner, "requested" by an operator. */
+export function startedEvent(op: Operation, how: "started" | "requested"): EventSpec {
+  return {
+    kind: "operation.started",
+    id: `${op.id}:started`,
+    node: op.member ?? undefined,
+    message: `${op.kind}${op.member ? ` of ${op.member}` : ""} ${how}`,
+    data: { operation: op.id, kind: op.kind, member: op.member, requestedBy: op.requestedBy },
+  };
+}
+
 export function succeed<O extends Operation>(op: O, note: string, now: number, result: Record<string, unknown> = {}): { op: O; events: EventSpec[] } {
   const done = finished(op, "succeeded", note, now);
   return {

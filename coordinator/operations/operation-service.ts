@@ -1,9 +1,10 @@
 import { clusterOf, ErrorCode, FleetError, type EvacuationMode, type FleetSpec, type HostAction } from "../../shared/index.js";
 import type { Clock } from "../controller/clock.js";
-import type { EventSink, EventSpec } from "../events/event-log.js";
+import type { EventSink } from "../events/event-log.js";
 import { guardAction, type GuardedAction } from "../planner/guard.js";
 import type { OperationStore } from "../store/operation-store.js";
 import type { StatusStore } from "../store/status-store.js";
+import { startedEvent } from "./logic.js";
 import { newOperation } from "./new-operation.js";
 import { announcing, FINISHED, type Operation } from "./operation.js";
 
@@ -58,13 +59,7 @@ export class OperationService {
   }
 
   private async begin(op: Operation): Promise<Operation> {
-    const started: EventSpec = {
-      kind: "operation.started",
-      id: `${op.id}:started`,
-      node: op.member ?? undefined,
-      message: `${op.kind}${op.member ? ` of ${op.member}` : ""} requested`,
-      data: { operation: op.id, kind: op.kind, member: op.member, requestedBy: "operator" },
-    };
+    const started = startedEvent(op, "requested");
     // The owner of the cluster, perhaps another coordinator, publishes it if this one dies before it does.
     const now = this.clock.now();
     const begun = await this.ops.begin(announcing(op, [started], now), now);
