@@ -12,9 +12,10 @@
  * the agents of one more, small cluster run in a quiet process of their own
  * (and as the fleet's agents saw them, and by the coordinator's own
  * histogram), time to form every cluster, each coordinator's resident memory
- * and CPU time per heartbeat, each simulator process's CPU and memory, and
- * the latency of the API calls listing every member, measured after the
- * window. With two coordinators, one more line: one of them is killed
+ * and CPU time per heartbeat, the same for a raw receiver (bench/raw-receiver:
+ * every heartbeat received and opened, nothing more) as the floor of that
+ * figure, each simulator process's CPU and memory, and the latency of the
+ * API calls listing every member, measured after the window. With two coordinators, one more line: one of them is killed
  * (SIGKILL) and the time until the other owns every cluster is measured.
  */
 import { fork, type ChildProcess } from "node:child_process";
@@ -28,10 +29,12 @@ import { COORDINATOR_ENV, COORDINATOR_NODE_FLAGS } from "../coordinator/node-fla
 import { freePort, startSecureNats, type SecureNats } from "../lab/nats-server.js";
 import { startDaemon, stopDaemon, systemEnv, waitFor, type Daemon } from "../lab/processes.js";
 import { arg, emit, maxOf, percentile, round, runBenchmark } from "./results.js";
+import type { RawReceiverPlan, RawReceiverStats } from "./raw-receiver/main.js";
 import type { SimulatedHost, SimulatorPlan, SimulatorStats } from "./simulator/main.js";
 
 const COORDINATOR = fileURLToPath(new URL("../coordinator/main.js", import.meta.url));
 const SIMULATOR = fileURLToPath(new URL("./simulator/main.js", import.meta.url));
+const RAW_RECEIVER = fileURLToPath(new URL("./raw-receiver/main.js", import.meta.url));
 
 interface Options {
   perCluster: number;
@@ -185,28 +188,9 @@ process.on("exit", () => {
   for (const dir of simulatorDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A simulator process and what it hosts. */
-class SimulatorProcess {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly role: "fleet" | "quiet",
-    readonly hosts: number,
-  ) {}
-
-  static fork(role: "fleet" | "quiet", hosts: number, profileDir: string, nice = 0): SimulatorProcess {
-    const execArgv = [...(role === "fleet" ? ["--max-old-space-size=4096"] : []), ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])];
-    // Its simulated sockets' directory is removed once it has exited, even when it was killed.
-    const dir = mkdtempSync(join(tmpdir(), "fleet-sim-"));
-    // Its stdout is left out: the benchmark's own stdout carries the results, one JSON line each.
-    const child = fork(SIMULATOR, [dir], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv });
-    if (nice !== 0) setPriority(child.pid!, nice);
-    simulatorDirs.add(dir);
-    child.once("exit", () => {
-      rmSync(dir, { recursive: true, force: true });
-      simulatorDirs.delete(dir);
-    });
-    return new SimulatorProcess(child, role, hosts);
-  }
+/** A child process of the benchmark, driven over its IPC channel. */
+class BenchChild {
+  protected constructor(readonly child: ChildProcess) {}
 
   get pid(): number {
     return this.child.pid!;
@@ -215,13 +199,13 @@ class SimulatorProcess {
   ask<T>(request: unknown, reply: string): Promise<T> {
     const child = this.child;
     return new Promise((resolve, reject) => {
-      const onExit = (code: number | null) => reject(new Error(`a simulator exited (${code}) while the benchmark waited for '${reply}'`));
+      const onExit = (code: number | null) => reject(new Error(`a child process exited (${code}) while the benchmark waited for '${reply}'`));
       const onMessage = (m: { type: string; error?: string }) => {
         if (m.type === reply) {
           child.off("message", onMessage);
           child.off("exit", onExit);
           resolve(m as T);
-        } else if (m.type === "error") reject(new Error(`a simulator failed: ${m.error}`));
+        } else if (m.type === "error") reject(new Error(`a child process failed: ${m.error}`));
       };
       child.on("message", onMessage);
       child.once("exit", onExit);
@@ -241,6 +225,46 @@ class SimulatorProcess {
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
     await exited;
     clearTimeout(timer);
+  }
+}
+
+/** A simulator process and what it hosts. */
+class SimulatorProcess extends BenchChild {
+  private constructor(
+    child: ChildProcess,
+    readonly role: "fleet" | "quiet",
+    readonly hosts: number,
+  ) {
+    super(child);
+  }
+
+  static fork(role: "fleet" | "quiet", hosts: number, profileDir: string, nice = 0): SimulatorProcess {
+    const execArgv = [...(role === "fleet" ? ["--max-old-space-size=4096"] : []), ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])];
+    // Its simulated sockets' directory is removed once it has exited, even when it was killed.
+    const dir = mkdtempSync(join(tmpdir(), "fleet-sim-"));
+    // Its stdout is left out: the benchmark's own stdout carries the results, one JSON line each.
+    const child = fork(SIMULATOR, [dir], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv });
+    if (nice !== 0) setPriority(child.pid!, nice);
+    simulatorDirs.add(dir);
+    child.once("exit", () => {
+      rmSync(dir, { recursive: true, force: true });
+      simulatorDirs.delete(dir);
+    });
+    return new SimulatorProcess(child, role, hosts);
+  }
+}
+
+/** The raw receiver (bench/raw-receiver): the same-run floor of what taking in a heartbeat costs. */
+class RawReceiverProcess extends BenchChild {
+  static async start(plan: RawReceiverPlan): Promise<RawReceiverProcess> {
+    const receiver = new RawReceiverProcess(fork(RAW_RECEIVER, [], { stdio: ["ignore", "ignore", "inherit", "ipc"] }));
+    await receiver.ask(null, "ready");
+    await receiver.ask({ type: "start", plan }, "started");
+    return receiver;
+  }
+
+  async opened(): Promise<number> {
+    return (await this.ask<RawReceiverStats>({ type: "stats" }, "stats")).opened;
   }
 }
 
@@ -297,7 +321,7 @@ interface CoordinatorWindow {
  * benchmark's own scrapes do not count), CPU time from /proc, memory, the
  * heartbeat backlog, and what the simulators' agents saw meanwhile.
  */
-async function measureWindow(coordinators: CoordinatorProcess[], simulators: SimulatorProcess[], natsPid: number, windowMs: number) {
+async function measureWindow(coordinators: CoordinatorProcess[], simulators: SimulatorProcess[], receiver: RawReceiverProcess, natsPid: number, windowMs: number) {
   const scrapedBefore = await Promise.all(coordinators.map((c) => c.scrape()));
   const beatsCountedAt = performance.now();
   await sleep(1_000);
@@ -305,6 +329,7 @@ async function measureWindow(coordinators: CoordinatorProcess[], simulators: Sim
   const cpuBefore = coordinators.map((c) => processUsage(c.daemon.pid));
   const simBefore = simulators.map((s) => processUsage(s.pid));
   const natsBefore = processUsage(natsPid);
+  const [receiverBefore, openedBefore] = [processUsage(receiver.pid), await receiver.opened()];
   const backlogMax = coordinators.map(() => 0);
   const windowStarted = performance.now();
   while (performance.now() - windowStarted < windowMs) {
@@ -317,6 +342,7 @@ async function measureWindow(coordinators: CoordinatorProcess[], simulators: Sim
   const cpuAfter = coordinators.map((c) => processUsage(c.daemon.pid));
   const simAfter = simulators.map((s) => processUsage(s.pid));
   const natsAfter = processUsage(natsPid);
+  const [receiverAfter, openedAfter] = [processUsage(receiver.pid), await receiver.opened()];
   const scrapedAfter = await Promise.all(coordinators.map((c) => c.scrape()));
   const beatsMs = performance.now() - beatsCountedAt;
   const health = await Promise.all(coordinators.map((c) => c.health()));
@@ -354,7 +380,13 @@ async function measureWindow(coordinators: CoordinatorProcess[], simulators: Sim
     loopDelayP99Ms: round(stats[i]!.loopDelayP99Ms, 1),
     loopDelayMaxMs: round(stats[i]!.loopDelayMaxMs, 1),
   }));
-  return { perCoordinator, stats, simulatorFigures, natsCpuPercent: cpuPercent(natsBefore, natsAfter, elapsedMs) };
+  const opened = openedAfter - openedBefore;
+  const rawReceiver = {
+    heartbeatsPerSecond: round((opened * 1000) / elapsedMs),
+    cpuPercent: cpuPercent(receiverBefore, receiverAfter, elapsedMs),
+    cpuPerHeartbeatUs: opened > 0 ? round(((receiverAfter.cpuSeconds - receiverBefore.cpuSeconds) / opened) * 1e6) : null,
+  };
+  return { perCoordinator, stats, simulatorFigures, rawReceiver, natsCpuPercent: cpuPercent(natsBefore, natsAfter, elapsedMs) };
 }
 
 /** The highest of figures some of which may be missing (a coordinator that answered no pull in the window). */
@@ -393,15 +425,22 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
   const setupStarted = performance.now();
   const nats = await startSecureNats({
     hosts: everyCluster.flatMap((c) => c.members.map((m) => ({ cluster: c.name, node: m.name, address: m.address }))),
-    coordinators: options.coordinators,
+    // One credential more than there are coordinators: the raw receiver's.
+    coordinators: options.coordinators + 1,
     dir: join(dir, "nats"),
   });
   const setupMs = performance.now() - setupStarted;
   const coordinators: CoordinatorProcess[] = [];
   const simulators: SimulatorProcess[] = [];
+  let receiver: RawReceiverProcess | null = null;
   try {
     for (let i = 1; i <= options.coordinators; i++) coordinators.push(await CoordinatorProcess.start(nats, i, dir, options));
     const first = coordinators[0]!;
+    receiver = await RawReceiverProcess.start({
+      natsServers: nats.urls,
+      nkeyFile: nats.setup.coordinators[options.coordinators]!.nkeyFile,
+      clusters: everyCluster.map((c) => ({ name: c.name, password: c.password })),
+    });
     // The fleet in processes of a bounded size, and apart from it a quiet process running the agents of one small
     // cluster that pull often: their round trips are not stretched by a fleet simulator's busy event loop.
     const groups = partition(clusters, options.agentsPerSimulator);
@@ -465,7 +504,7 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
     })();
 
     await sleep(options.settleMs);
-    const window = await measureWindow(coordinators, simulators, nats.servers[0]!.daemon.pid, options.windowMs);
+    const window = await measureWindow(coordinators, simulators, receiver, nats.servers[0]!.daemon.pid, options.windowMs);
     const fleetStats = window.stats.slice(0, fleet.length);
     const quietStats = window.stats[fleet.length]!;
     const fleetPulls = pullFigures(fleetStats);
@@ -532,6 +571,9 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
       coordinatorAnswerP50UpToMs: worst(window.perCoordinator.map((c) => c.assignAnswerP50UpToMs)),
       coordinatorAnswerP99UpToMs: worst(window.perCoordinator.map((c) => c.assignAnswerP99UpToMs)),
       coordinatorCpuPerHeartbeatUs: cpuPerHeartbeatUs,
+      rawReceiverCpuPerHeartbeatUs: window.rawReceiver.cpuPerHeartbeatUs,
+      coordinatorCpuOfRawReceiver: cpuPerHeartbeatUs !== null && window.rawReceiver.cpuPerHeartbeatUs ? round(cpuPerHeartbeatUs / window.rawReceiver.cpuPerHeartbeatUs, 2) : null,
+      rawReceiver: window.rawReceiver,
       coordinatorRssMb: Math.max(...window.perCoordinator.map((c) => c.rssMb)),
       coordinatorPeakRssMb: round(Math.max(peakRssMb, peakAfterListing)),
       perCoordinator: window.perCoordinator,
@@ -552,6 +594,7 @@ async function runSize(agentCount: number, options: Options): Promise<void> {
     failed = false;
   } finally {
     await Promise.all(simulators.map((s) => s.stop()));
+    await receiver?.stop();
     for (const c of coordinators) await stopDaemon(c.daemon, "SIGTERM", 10_000);
     await nats.stop();
     process.off("exit", interrupted);

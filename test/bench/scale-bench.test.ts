@@ -17,6 +17,8 @@ interface ScaleFigures {
   assignmentP50Ms: number;
   assignmentP99Ms: number;
   coordinatorCpuPerHeartbeatUs: number;
+  rawReceiver: { heartbeatsPerSecond: number; cpuPerHeartbeatUs: number };
+  coordinatorCpuOfRawReceiver: number;
   coordinatorRssMb: number;
   coordinatorPeakRssMb: number;
   perCoordinator: CoordinatorFigures[];
@@ -35,6 +37,10 @@ test("the scale benchmark runs the shipped agent on simulated hosts at a small s
   t.true(r.heartbeatsProcessedOfSent > 0.8 && r.heartbeatsProcessedOfSent < 1.2, "the coordinator's count and the agents' count agree");
   t.true(r.assignmentPulls > 0 && r.assignmentP50Ms > 0 && r.assignmentP50Ms <= r.assignmentP99Ms);
   t.true(r.coordinatorCpuPerHeartbeatUs > 0);
+  const receivedOfSent = r.rawReceiver.heartbeatsPerSecond / r.heartbeatsSentPerSecond;
+  t.true(receivedOfSent > 0.8 && receivedOfSent < 1.2, `the raw receiver opens every heartbeat sent (${receivedOfSent})`);
+  t.true(r.rawReceiver.cpuPerHeartbeatUs > 0);
+  t.is(r.coordinatorCpuOfRawReceiver, Math.round((r.coordinatorCpuPerHeartbeatUs / r.rawReceiver.cpuPerHeartbeatUs) * 100) / 100);
   t.true(r.coordinatorPeakRssMb >= r.coordinatorRssMb && r.coordinatorRssMb > 0);
   t.is(r.perCoordinator.length, 1);
   t.is(r.perCoordinator[0]!.owns, 4, "the three clusters and the quiet one");
