@@ -15,8 +15,9 @@
  * and CPU time per heartbeat, the same for a raw receiver (bench/raw-receiver:
  * every heartbeat received and opened, nothing more) as the floor of that
  * figure, each simulator process's CPU and memory, and the latency of the
- * API calls listing every member, measured after the window. With two coordinators, one more line: one of them is killed
- * (SIGKILL) and the time until the other owns every cluster is measured.
+ * API calls listing every member, measured after the window. With two
+ * coordinators, one more line: one of them is killed (SIGKILL) and the time
+ * until the other owns every cluster is measured.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
