@@ -3,7 +3,9 @@ import pRetry from "p-retry";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient } from "@nats-io/jetstream";
 import { EventKinds, FleetEvent, Subject, WireCodec, type EventKind, type Logger } from "../../shared/index.js";
+import { EVENT_DUPLICATE_WINDOW_MS } from "../store/buckets.js";
 import { isTransient } from "../store/jetstream-errors.js";
+import { RecentIds } from "./recent-ids.js";
 
 export interface EventSpec {
   kind: EventKind;
@@ -48,6 +50,12 @@ const LAG_CHECK_MS = 5_000;
 
 /** Events every coordinator keeps at hand for the API, the page and the WebSocket's replay. */
 const RECENT_LIMIT = 2_000;
+/**
+ * Most event ids remembered as taken, and as published: ids are kept for the
+ * stream's duplicate window, and this many cover several hundred events a
+ * second all through it.
+ */
+const RECENT_IDS_LIMIT = 50_000;
 
 /**
  * Fleet events, persisted in a JetStream stream bounded by age and size.
@@ -62,10 +70,10 @@ export class EventLog implements KnowingEventSink {
   private readonly localListeners = new Set<(event: Published) => void>();
   private readonly js: JetStreamClient;
   private follower: ConsumerMessages | null = null;
-  /** The ids of the events taken lately, in the order taken. */
-  private readonly takenIds = new Set<string>();
+  /** The ids of the events taken lately. */
+  private readonly takenIds = new RecentIds(EVENT_DUPLICATE_WINDOW_MS, RECENT_IDS_LIMIT);
   /** The ids of the events this process published lately, which the stream may not have given back yet. */
-  private readonly publishedIds = new Set<string>();
+  private readonly publishedIds = new RecentIds(EVENT_DUPLICATE_WINDOW_MS, RECENT_IDS_LIMIT);
   private lastSeq = 0;
   private stopped = false;
   private laggingSince: number | null = null;
@@ -145,8 +153,7 @@ export class EventLog implements KnowingEventSink {
     // The stream drops a republished event within its duplicate window, but a publish retried across the loss of
     // its stream leader can slip through: an event already taken is not served twice.
     if (this.takenIds.has(event.id)) return;
-    this.takenIds.add(event.id);
-    if (this.takenIds.size > RECENT_LIMIT * 2) this.takenIds.delete(this.takenIds.values().next().value!);
+    this.takenIds.add(event.id, Date.now());
     this.recentEvents.push(event);
     if (this.recentEvents.length > RECENT_LIMIT) this.recentEvents.splice(0, this.recentEvents.length - RECENT_LIMIT);
     for (const l of this.listeners) l(event);
@@ -166,8 +173,7 @@ export class EventLog implements KnowingEventSink {
     const level = event.severity === "info" ? "info" : event.severity === "warning" ? "warn" : "error";
     this.log[level]({ event: { kind: event.kind, cluster, node: event.node, id: event.id, data: event.data } }, event.message);
     for (const l of this.localListeners) l(event);
-    this.publishedIds.add(event.id);
-    if (this.publishedIds.size > RECENT_LIMIT) this.publishedIds.delete(this.publishedIds.values().next().value!);
+    this.publishedIds.add(event.id, Date.now());
     // In order, and retried through a stream leader election: an event is never lost, and the stream keeps it once.
     this.pending = this.pending.then(() =>
       pRetry(() => this.js.publish(Subject.event(cluster, event.kind), encoder.encode(JSON.stringify(event)), { msgID: event.id }), {
