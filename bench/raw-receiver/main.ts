@@ -21,14 +21,12 @@ export interface RawReceiverPlan {
 
 export interface RawReceiverStats {
   type: "stats";
-  received: number;
   opened: number;
 }
 
 type Request = { type: "start"; plan: RawReceiverPlan } | { type: "stats" } | { type: "stop" };
 
 let nc: NatsConnection | null = null;
-let received = 0;
 let opened = 0;
 const send = (message: unknown) => process.send?.(message);
 
@@ -39,7 +37,6 @@ async function start(plan: RawReceiverPlan): Promise<void> {
   nc = await connectNats({ servers: plan.natsServers, name: "raw-receiver", nkeyFile: plan.nkeyFile }, log);
   nc.subscribe(Subject.fromAgent("*", "*", AgentMessage.Heartbeat), {
     callback: (_err, msg) => {
-      received += 1;
       const key = keys.get(parseAgentSubject(msg.subject)?.cluster ?? "");
       if (!key) return;
       const frame = openMacFrame(key.mac, msg.subject, msg.data);
@@ -54,7 +51,7 @@ async function start(plan: RawReceiverPlan): Promise<void> {
 
 process.on("message", (m: Request) => {
   if (m.type === "start") void start(m.plan).catch((err: unknown) => send({ type: "error", error: err instanceof Error ? (err.stack ?? err.message) : String(err) }));
-  else if (m.type === "stats") send({ type: "stats", received, opened } satisfies RawReceiverStats);
+  else if (m.type === "stats") send({ type: "stats", opened } satisfies RawReceiverStats);
   else if (m.type === "stop") void (nc?.close() ?? Promise.resolve()).finally(() => process.exit(0));
 });
 // Without the benchmark the receiver has no reason to live.
