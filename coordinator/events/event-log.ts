@@ -88,11 +88,20 @@ export class EventLog implements KnowingEventSink {
     this.js = jetstream(nc, { timeout: 5_000 });
   }
 
-  /** Starts following the stream from the last events it holds; resolves once they are read. */
+  /**
+   * Starts following the stream from its last events, and from every event
+   * of the duplicate window however many that is: a coordinator that takes a
+   * cluster over must know what its predecessor sent, or it sends it again
+   * (see `known`). Resolves once they are read.
+   */
   async start(): Promise<void> {
     const jsm = await jetstreamManager(this.nc, { timeout: 5_000 });
     const info = await jsm.streams.info(this.stream);
-    const from = Math.max(info.state.first_seq, info.state.last_seq - RECENT_LIMIT + 1, 1);
+    const lastFew = Math.max(info.state.first_seq, info.state.last_seq - RECENT_LIMIT + 1, 1);
+    const windowStart = Date.now() - EVENT_DUPLICATE_WINDOW_MS;
+    // Only a stream with more events than are kept at hand, some of them within the window, needs the window looked up.
+    const lookUp = info.state.messages > RECENT_LIMIT && Date.parse(info.state.last_ts) >= windowStart;
+    const from = lookUp ? Math.min(lastFew, await this.firstSeqSince(windowStart, lastFew)) : lastFew;
     const backlog = info.state.last_seq >= from ? info.state.last_seq - from + 1 : 0;
     let caughtUp: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (caughtUp = resolve));
@@ -101,6 +110,16 @@ export class EventLog implements KnowingEventSink {
     await ready;
     this.lagTimer = setInterval(() => void this.checkLag(jsm).catch(() => undefined), LAG_CHECK_MS);
     this.lagTimer.unref();
+  }
+
+  /** The sequence of the first event stored at or after `at`; `otherwise` when there is none. */
+  private async firstSeqSince(at: number, otherwise: number): Promise<number> {
+    const consumer = await this.js.consumers.get(this.stream, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(at).toISOString() });
+    try {
+      return (await consumer.next({ expires: 2_000 }))?.seq ?? otherwise;
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
   }
 
   /**

@@ -155,3 +155,14 @@ test("thousands of events sent in a moment are all still known as sent, so that 
   await until("the last of them read back from the stream", () => events.recent({ limit: 10 }).some((e) => e.id === ids.at(-1)), 60_000, 50);
   t.deepEqual(ids.filter((id) => !events.known(id)), [], "every one of them is known, the first as much as the last");
 });
+
+test("a restarted coordinator knows every event of the last two minutes as sent, more than it keeps at hand, so that it sends none again", async (t) => {
+  const h = await startCoordinator(t);
+  await putSpec(h, threeMembers());
+  const ids = Array.from({ length: 3_000 }, (_, i) => `before-the-restart-${i}`);
+  for (const id of ids) h.coordinator.events.publish("c1", { kind: "settings.applied", id, message: "a burst", data: {} });
+  await h.coordinator.events.flushed();
+  const restarted = await h.restart();
+  t.deepEqual(ids.filter((id) => !restarted.events.known(id)), [], "the first of them as much as the last");
+  t.true(restarted.events.recent({ limit: 10_000 }).length <= 2_000, "what it keeps at hand stays bounded");
+});
